@@ -1,0 +1,97 @@
+// `wndc`: the command line. A thin layer mapping flags onto the commands; every user mistake ends
+// in one clear message and a documented exit code (0 ok, 1 diagnostics, 2 usage, 3 failure).
+
+import { Command, CommanderError } from 'commander';
+import { checkCommand, compileCommand, convertCommand, fmtCommand, inspectCommand, readVersion } from './commands.js';
+import { EXIT, UsageError, type CliIO } from './io.js';
+
+function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
+  const program = new Command('wndc');
+  program
+    .description('declare Wide & Deep recommender models, check them, compile them, train them')
+    .version(readVersion(), '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
+    .showHelpAfterError('(run `wndc --help` for usage)');
+
+  program
+    .command('check')
+    .description('report diagnostics only')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .option('--format <format>', 'diagnostics as text or json', 'text')
+    .action((file: string, opts: { format?: string }) => setExit(checkCommand(file, opts, io)));
+
+  program
+    .command('compile')
+    .description('check, then write <model>.model.ts and <model>.ir.json')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .option('-o, --out-dir <dir>', 'output folder (default: next to the spec)')
+    .option('--format <format>', 'diagnostics as text or json', 'text')
+    .action((file: string, opts: { format?: string; outDir?: string }) => setExit(compileCommand(file, opts, io)));
+
+  program
+    .command('inspect')
+    .description('shapes and sizes: feature widths, deep input width, parameters, memory, FLOPs')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .option('--json', 'one JSON object instead of tables')
+    .action((file: string, opts: { json?: boolean }) => setExit(inspectCommand(file, opts, io)));
+
+  program
+    .command('fmt')
+    .description('rewrite specs in the canonical layout (comments kept)')
+    .argument('<files...>', 'model specs (.wnd, .yaml)')
+    .option('--check', 'only report files that are not formatted (exit 1)')
+    .option('--stdout', 'print the formatted text instead of rewriting')
+    .action((files: string[], opts: { check?: boolean; stdout?: boolean }) => setExit(fmtCommand(files, opts, io)));
+
+  program
+    .command('convert')
+    .description('translate a spec between .wnd and YAML (round-trips exactly)')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .requiredOption('--to <format>', 'yaml or wnd')
+    .option('-o, --output <file>', 'write here instead of stdout')
+    .action((file: string, opts: { to?: string; output?: string }) => setExit(convertCommand(file, opts, io)));
+
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script); returns the exit code. Never throws for user errors. */
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  let exit: number = EXIT.ok;
+  const program = buildProgram(io, (code) => {
+    exit = code;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    if (argv.length === 0) {
+      io.stderr(program.helpInformation());
+      return EXIT.usage;
+    }
+    return exit;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end through here too, successfully.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (e instanceof UsageError) {
+      io.stderr(`wndc: ${e.message}\n`);
+      return e.exitCode;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === 'string' && typeof err.syscall === 'string') {
+      io.stderr(`wndc: ${err.syscall} failed: ${err.message}\n`);
+      return EXIT.failure;
+    }
+    io.stderr(`wndc: internal error (please report it): ${err.stack ?? String(e)}\n`);
+    return EXIT.failure;
+  }
+}
+
+export function processIO(): CliIO {
+  return {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    cwd: process.cwd(),
+    color: Boolean(process.stderr.isTTY) && !process.env.CI && process.env.NO_COLOR === undefined,
+  };
+}
