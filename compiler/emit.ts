@@ -49,27 +49,36 @@ function key(name: string): string {
   return IDENTIFIER.test(name) ? name : str(name);
 }
 
-/** A JSON value as a TypeScript expression: short primitive arrays on one line, objects one key per line. */
-function literal(value: unknown, indent = ''): string {
+/** A JSON value on one line: `{ name: "user", list: false }`, `[1, 10, 100]`. */
+function oneLine(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(oneLine).join(', ')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return entries.length === 0 ? '{}' : `{ ${entries.map(([k, v]) => `${key(k)}: ${oneLine(v)}`).join(', ')} }`;
+  }
   if (value === null) return 'null';
   if (typeof value === 'string') return str(value);
   if (typeof value === 'number') return num(value);
   if (typeof value === 'boolean') return String(value);
+  throw new Error(`internal: IR holds a ${typeof value}, which is not JSON`);
+}
+
+const LINE_WIDTH = 100;
+
+/**
+ * A JSON value as a TypeScript expression, laid out as a formatter would: on one line when it
+ * fits in LINE_WIDTH after `indent` and `prefix` (the text before it on its line), else one
+ * item or property per line.
+ */
+function literal(value: unknown, indent = '', prefix = ''): string {
+  const flat = oneLine(value);
+  if (value === null || typeof value !== 'object' || indent.length + prefix.length + flat.length + 1 <= LINE_WIDTH) return flat;
   const inner = `${indent}  `;
   if (Array.isArray(value)) {
-    if (value.length === 0) return '[]';
-    const items = value.map((item) => literal(item, inner));
-    const oneLine = `[${items.join(', ')}]`;
-    const primitives = value.every((item) => item === null || typeof item !== 'object');
-    if (primitives && indent.length + oneLine.length <= 100) return oneLine;
-    return `[\n${items.map((item) => `${inner}${item},`).join('\n')}\n${indent}]`;
+    return `[\n${value.map((item) => `${inner}${literal(item, inner)},`).join('\n')}\n${indent}]`;
   }
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return '{}';
-    return `{\n${entries.map(([k, v]) => `${inner}${key(k)}: ${literal(v, inner)},`).join('\n')}\n${indent}}`;
-  }
-  throw new Error(`internal: IR holds a ${typeof value}, which is not JSON`);
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+  return `{\n${entries.map(([k, v]) => `${inner}${key(k)}: ${literal(v, inner, `${key(k)}: `)},`).join('\n')}\n${indent}}`;
 }
 
 /** Columns whose name a plain object inherits (`constructor`, `toString`, `__proto__`...). */
@@ -128,6 +137,8 @@ interface Constant {
 /** One `{ ... }` block of encodeRow, declaring `fc` (the feature's counters) only when it is used. */
 class Block {
   readonly lines: string[] = [];
+  /** False for a block of plain assignments, which needs no scope of its own. */
+  scoped = true;
   private countersUsed = false;
 
   constructor(
@@ -142,6 +153,7 @@ class Block {
   }
 
   render(): string[] {
+    if (!this.scoped) return [`// ${this.comment}`, ...this.lines];
     const head = this.countersUsed ? [`const fc = counters.features[${this.featureIndex}]!;`] : [];
     return [`// ${this.comment}`, '{', ...[...head, ...this.lines].map((l) => `  ${l}`), '}'];
   }
@@ -250,7 +262,7 @@ class EncoderWriter {
     value.forEach((item) => checkScalar(column, item));
     const existing = this.listDefaults.get(index);
     if (existing !== undefined) return existing;
-    const name = this.constant({ name: `DEFAULT_${index}`, doc: `Default of column ${quoted(column.name)}.`, type: columnType(column), initializer: literal(value) });
+    const name = this.constant({ name: `COLUMN_DEFAULT_${index}`, doc: `Default of column ${quoted(column.name)}.`, type: columnType(column), initializer: literal(value) });
     this.listDefaults.set(index, name);
     return name;
   }
@@ -266,14 +278,15 @@ class EncoderWriter {
   private roles(): void {
     const { label, group, weight } = this.ir.roles;
     this.role('label', label, 'out.label', ['int', 'float']);
-    if (group === null) this.fixedRole('out.group = 0;', 'group: none');
+    if (group === null) this.fixedRole('out.group = 0;', 'group: none, every example in group 0');
     else this.role('group', group, 'out.group', ['int', 'float', 'string']);
-    if (weight === null) this.fixedRole('out.weight = 1;', 'weight: none');
+    if (weight === null) this.fixedRole('out.weight = 1;', 'weight: none, every example weighs 1');
     else this.role('weight', weight, 'out.weight', ['int', 'float']);
   }
 
   private fixedRole(line: string, comment: string): void {
     const block = new Block(comment, null);
+    block.scoped = false;
     block.lines.push(line);
     this.blocks.push(block);
   }
@@ -598,7 +611,7 @@ function printModule(ir: ModelIR, encoder: EncoderWriter, body: string[]): strin
     manipulationSettings: {
       indentationText: IndentationText.TwoSpaces,
       newLineKind: NewLineKind.LineFeed,
-      quoteKind: QuoteKind.Single,
+      quoteKind: QuoteKind.Double,
       useTrailingCommas: true,
     },
   });
@@ -646,7 +659,7 @@ function printModule(ir: ModelIR, encoder: EncoderWriter, body: string[]): strin
     ],
     properties: needs.map((need) => ({
       name: str(need.feature),
-      type: `{ ${need.fields.map((field) => `readonly ${field}: number;`).join(' ')} }`,
+      type: `{ ${need.fields.map((field) => `readonly ${field}: number`).join('; ')} }`,
       isReadonly: true,
       docs: [`${need.fields.join(', ')} of column ${quoted(need.column)}`],
     })),

@@ -92,9 +92,10 @@ function valueSchema(type: ParamType, calls: Map<string, { family: FamilyName; o
     case 'int':
     case 'number': {
       const s: JsonSchema = { type: type.kind === 'int' ? 'integer' : 'number' };
-      const exclusive = type.kind === 'number' ? type : {};
-      if (type.min !== undefined) s[exclusive.exclusiveMin ? 'exclusiveMinimum' : 'minimum'] = type.min;
-      if (type.max !== undefined) s[exclusive.exclusiveMax ? 'exclusiveMaximum' : 'maximum'] = type.max;
+      const exclusiveMin = type.kind === 'number' && type.exclusiveMin === true;
+      const exclusiveMax = type.kind === 'number' && type.exclusiveMax === true;
+      if (type.min !== undefined) s[exclusiveMin ? 'exclusiveMinimum' : 'minimum'] = type.min;
+      if (type.max !== undefined) s[exclusiveMax ? 'exclusiveMaximum' : 'maximum'] = type.max;
       return s;
     }
     case 'bool':

@@ -38,7 +38,7 @@ export interface InputSectionCstNode extends CstNode {
 }
 
 export type InputSectionCstChildren = {
-  Identifier: IToken[];
+  keyword: IToken[];
   LCurly: IToken[];
   columnDecl?: ColumnDeclCstNode[];
   RCurly: IToken[];
@@ -50,7 +50,7 @@ export interface FeaturesSectionCstNode extends CstNode {
 }
 
 export type FeaturesSectionCstChildren = {
-  Identifier: IToken[];
+  keyword: IToken[];
   LCurly: IToken[];
   featureDecl?: FeatureDeclCstNode[];
   RCurly: IToken[];
@@ -62,7 +62,7 @@ export interface BlockSectionCstNode extends CstNode {
 }
 
 export type BlockSectionCstChildren = {
-  Identifier: IToken[];
+  keyword: IToken[];
   LCurly: IToken[];
   property?: PropertyCstNode[];
   RCurly: IToken[];
@@ -75,8 +75,7 @@ export interface ColumnDeclCstNode extends CstNode {
 
 export type ColumnDeclCstChildren = {
   Name: IToken[];
-  Colon?: IToken[];
-  wrongSeparator?: IToken[];
+  Separator: IToken[];
   typeRef: TypeRefCstNode[];
   Equals?: IToken[];
   value?: ValueCstNode[];
@@ -103,8 +102,7 @@ export interface FeatureDeclCstNode extends CstNode {
 
 export type FeatureDeclCstChildren = {
   Name: IToken[];
-  Equals?: IToken[];
-  wrongSeparator?: IToken[];
+  Separator: IToken[];
   call: CallCstNode[];
 };
 
@@ -115,8 +113,7 @@ export interface PropertyCstNode extends CstNode {
 
 export type PropertyCstChildren = {
   Name: IToken[];
-  Colon?: IToken[];
-  wrongSeparator?: IToken[];
+  Separator: IToken[];
   value: ValueCstNode[];
 };
 
@@ -144,8 +141,8 @@ export interface ListCstNode extends CstNode {
 
 export type ListCstChildren = {
   LBracket: IToken[];
-  value?: (ValueCstNode)[];
-  Comma?: (IToken)[];
+  value?: ValueCstNode[];
+  Comma?: IToken[];
   RBracket: IToken[];
 };
 
@@ -157,8 +154,8 @@ export interface CallCstNode extends CstNode {
 export type CallCstChildren = {
   Name: IToken[];
   LParen: IToken[];
-  arg?: (ArgCstNode)[];
-  Comma?: (IToken)[];
+  arg?: ArgCstNode[];
+  Comma?: IToken[];
   RParen: IToken[];
 };
 

@@ -15,6 +15,8 @@ import type { Reporter } from '../../compiler/diagnostics.js';
 export const Name = createToken({ name: 'Name', pattern: Lexer.NA });
 export const NumberLiteral = createToken({ name: 'NumberLiteral', pattern: Lexer.NA });
 export const StringLiteral = createToken({ name: 'StringLiteral', pattern: Lexer.NA });
+/** `:` or `=` between a name and what it declares; the visitor reports the wrong one of the two. */
+export const Separator = createToken({ name: 'Separator', pattern: Lexer.NA });
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v\uFEFF]+/, group: Lexer.SKIPPED });
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: 'comments' });
@@ -51,8 +53,8 @@ export const LBracket = createToken({ name: 'LBracket', pattern: /\[/ });
 export const RBracket = createToken({ name: 'RBracket', pattern: /]/ });
 export const LAngle = createToken({ name: 'LAngle', pattern: /</ });
 export const RAngle = createToken({ name: 'RAngle', pattern: />/ });
-export const Colon = createToken({ name: 'Colon', pattern: /:/ });
-export const Equals = createToken({ name: 'Equals', pattern: /=/ });
+export const Colon = createToken({ name: 'Colon', pattern: /:/, categories: [Separator] });
+export const Equals = createToken({ name: 'Equals', pattern: /=/, categories: [Separator] });
 export const Comma = createToken({ name: 'Comma', pattern: /,/ });
 export const At = createToken({ name: 'At', pattern: /@/ });
 
@@ -85,6 +87,7 @@ export const allTokens: TokenType[] = [
   Name,
   NumberLiteral,
   StringLiteral,
+  Separator,
 ];
 
 const wndLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: true });

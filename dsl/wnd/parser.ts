@@ -1,9 +1,11 @@
 // The `.wnd` grammar as a chevrotain CstParser: grammar only, no semantics (the visitor in
 // visitor.ts builds the AST). One instance serves the whole process; `parseWnd` feeds it tokens.
 //
-// A few common slips are accepted by the grammar and reported by the visitor instead (`=` where
-// `:` belongs and the reverse): the parser then stays in step and the user reads one precise error
-// rather than a cascade.
+// Common slips are accepted by the grammar and reported by the visitor instead: `=` where `:`
+// belongs and the reverse (both are `Separator`s), a missing `,` between list items or arguments.
+// The parser then stays in step and the user reads one precise error rather than a cascade. Names are consumed as the `Name` category everywhere,
+// section names included: chevrotain re-synchronises after an error by the token types that may
+// follow each rule, and one type for all names lets it resume at the next declaration.
 
 import { CstParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
 import {
@@ -14,7 +16,6 @@ import {
   describeFound,
   Equals,
   False,
-  Identifier,
   isVirtual,
   LAngle,
   LBracket,
@@ -28,6 +29,7 @@ import {
   RBracket,
   RCurly,
   RParen,
+  Separator,
   Size,
   StringLiteral,
   tokenLabel,
@@ -42,8 +44,14 @@ class WndParser extends CstParser {
 
   /** file := (header | section)* — the visitor checks that the header comes first and once. */
   file = this.RULE('file', () => {
-    this.MANY(() => {
-      this.OR([{ ALT: () => this.SUBRULE(this.header) }, { ALT: () => this.SUBRULE(this.section) }]);
+    // Only what looks like a header or a section is read as one: anything else ends the file rule,
+    // and parseWnd starts again at the next section (rather than chevrotain skipping to the end).
+    this.MANY({
+      GATE: () => this.LA(1).tokenType === Model || this.LA(2).tokenType === LCurly,
+      DEF: () => {
+        // `model` is a name too, but at the top level it always starts the header.
+        this.OR({ IGNORE_AMBIGUITIES: true, DEF: [{ ALT: () => this.SUBRULE(this.header) }, { ALT: () => this.SUBRULE(this.section) }] });
+      },
     });
   });
 
@@ -66,21 +74,21 @@ class WndParser extends CstParser {
   });
 
   inputSection = this.RULE('inputSection', () => {
-    this.CONSUME(Identifier);
+    this.CONSUME(Name, { LABEL: 'keyword' });
     this.CONSUME(LCurly);
     this.MANY(() => this.SUBRULE(this.columnDecl));
     this.CONSUME(RCurly);
   });
 
   featuresSection = this.RULE('featuresSection', () => {
-    this.CONSUME(Identifier);
+    this.CONSUME(Name, { LABEL: 'keyword' });
     this.CONSUME(LCurly);
     this.MANY(() => this.SUBRULE(this.featureDecl));
     this.CONSUME(RCurly);
   });
 
   blockSection = this.RULE('blockSection', () => {
-    this.CONSUME(Identifier);
+    this.CONSUME(Name, { LABEL: 'keyword' });
     this.CONSUME(LCurly);
     this.MANY(() => this.SUBRULE(this.property));
     this.CONSUME(RCurly);
@@ -89,7 +97,7 @@ class WndParser extends CstParser {
   /** columnDecl := Name ':' typeRef ('=' value)? ('@' Name)? — `=` instead of `:` is reported by the visitor. */
   columnDecl = this.RULE('columnDecl', () => {
     this.CONSUME(Name);
-    this.OR([{ ALT: () => this.CONSUME(Colon) }, { ALT: () => this.CONSUME(Equals, { LABEL: 'wrongSeparator' }) }]);
+    this.CONSUME(Separator);
     this.SUBRULE(this.typeRef);
     this.OPTION(() => {
       this.CONSUME2(Equals);
@@ -114,14 +122,14 @@ class WndParser extends CstParser {
   /** featureDecl := Name '=' call — `:` instead of `=` is reported by the visitor. */
   featureDecl = this.RULE('featureDecl', () => {
     this.CONSUME(Name);
-    this.OR([{ ALT: () => this.CONSUME(Equals) }, { ALT: () => this.CONSUME(Colon, { LABEL: 'wrongSeparator' }) }]);
+    this.CONSUME(Separator);
     this.SUBRULE(this.call);
   });
 
   /** property := Name ':' value — `=` instead of `:` is reported by the visitor. */
   property = this.RULE('property', () => {
     this.CONSUME(Name);
-    this.OR([{ ALT: () => this.CONSUME(Colon) }, { ALT: () => this.CONSUME(Equals, { LABEL: 'wrongSeparator' }) }]);
+    this.CONSUME(Separator);
     this.SUBRULE(this.value);
   });
 
@@ -139,34 +147,44 @@ class WndParser extends CstParser {
     ]);
   });
 
-  /** list := '[' (value (',' value)* ','?)? ']' */
+  /** list := '[' (value ','?)* ']' — a missing `,` between items is reported by the visitor. */
   list = this.RULE('list', () => {
     this.CONSUME(LBracket);
-    this.OPTION(() => {
-      this.SUBRULE(this.value);
-      this.MANY(() => {
-        this.CONSUME(Comma);
-        this.SUBRULE2(this.value);
-      });
-      this.OPTION2(() => this.CONSUME2(Comma));
+    this.MANY({
+      GATE: () => this.nextItemMayFollow(),
+      DEF: () => {
+        this.SUBRULE(this.value);
+        this.OPTION(() => this.CONSUME(Comma));
+      },
     });
     this.CONSUME(RBracket);
   });
 
-  /** call := Name '(' (arg (',' arg)* ','?)? ')' */
+  /** call := Name '(' (arg ','?)* ')' — a missing `,` between arguments is reported by the visitor. */
   call = this.RULE('call', () => {
     this.CONSUME(Name);
     this.CONSUME(LParen);
-    this.OPTION(() => {
-      this.SUBRULE(this.arg);
-      this.MANY(() => {
-        this.CONSUME(Comma);
-        this.SUBRULE2(this.arg);
-      });
-      this.OPTION2(() => this.CONSUME2(Comma));
+    this.MANY({
+      GATE: () => this.nextItemMayFollow(),
+      DEF: () => {
+        this.SUBRULE(this.arg);
+        this.OPTION(() => this.CONSUME(Comma));
+      },
     });
     this.CONSUME(RParen);
   });
+
+  /**
+   * An item may follow an opening bracket or a comma, or, with the comma missing, the previous item
+   * on the same line. Across a line break a missing comma more likely means a missing `)` or `]`:
+   * the list ends there and the parser's error and recovery take over.
+   */
+  private nextItemMayFollow(): boolean {
+    const previous = this.LA(0);
+    const type = previous.tokenType;
+    if (type === LParen || type === LBracket || type === Comma) return true;
+    return previous.endLine === undefined || previous.endLine === this.LA(1).startLine;
+  }
 
   /** arg := Name ':' value | value */
   arg = this.RULE('arg', () => {
@@ -213,7 +231,7 @@ function mismatchMessage(expected: TokenType, actual: IToken, previous: IToken |
       return `expected a section like \`input {\`, found ${found}`;
     case 'header:Name':
       return `expected a model name after \`model\`, found ${found}`;
-    case 'columnDecl:Colon':
+    case 'columnDecl:Separator':
       return `expected \`:\` after column name${prev === undefined ? '' : ` \`${prev}\``}, found ${found}`;
     case 'columnDecl:Name':
       return prev === '@' ? `expected a role after \`@\` (\`label\`, \`group\` or \`weight\`), found ${found}` : `expected a column name, found ${found}`;
@@ -223,9 +241,9 @@ function mismatchMessage(expected: TokenType, actual: IToken, previous: IToken |
         : `expected a column type like \`int\`, \`float\`, \`string\` or \`list<string>\`${after(previous)}, found ${found}`;
     case 'typeRef:RAngle':
       return `expected \`>\` to close the list type, found ${found}`;
-    case 'featureDecl:Equals':
+    case 'featureDecl:Separator':
       return `expected \`=\` after feature name${prev === undefined ? '' : ` \`${prev}\``}, found ${found}`;
-    case 'property:Colon':
+    case 'property:Separator':
       return `expected \`:\` after property name${prev === undefined ? '' : ` \`${prev}\``}, found ${found}`;
     case 'call:Name':
       return `expected a feature kind like \`hashed(column, buckets: 1000)\`${after(previous)}, found ${found}`;
@@ -249,9 +267,6 @@ export const wndErrorMessages: IParserErrorMessageProvider = {
   buildNoViableAltMessage: ({ actual, previous, ruleName }) => {
     const found = describeFound(actual[0] ?? { tokenType: EOF } as IToken);
     if (ruleName === 'value' || ruleName === 'arg') return `expected a value (a number, string, name, list or call)${after(previous)}, found ${found}`;
-    if (ruleName === 'columnDecl') return `expected \`:\` after column name${after(previous).replace(' after', '')}, found ${found}`;
-    if (ruleName === 'featureDecl') return `expected \`=\` after feature name${after(previous).replace(' after', '')}, found ${found}`;
-    if (ruleName === 'property') return `expected \`:\` after property name${after(previous).replace(' after', '')}, found ${found}`;
     return `unexpected ${found}${after(previous)}`;
   },
   buildEarlyExitMessage: ({ actual, previous }) => `unexpected ${describeFound(actual[0] ?? { tokenType: EOF } as IToken)}${after(previous)}`,

@@ -6,7 +6,7 @@
 // The tree may come from error recovery: any child can be missing and any token can be one the
 // parser made up (no offsets). Declarations missing an essential part are left out of the AST.
 
-import type { CstNode, IToken } from 'chevrotain';
+import type { CstNode, IToken, TokenType } from 'chevrotain';
 import {
   BLOCK_NAMES,
   SECTION_NAMES,
@@ -48,7 +48,7 @@ import type {
   ValueCstNode,
   WndCstVisitor,
 } from './cst.js';
-import { ClosedString, decodeString, describeFound, isVirtual, tokenSpan } from './lexer.js';
+import { ClosedString, Colon, decodeString, describeFound, Equals, isVirtual, tokenLabel, tokenSpan } from './lexer.js';
 import { wndParser } from './parser.js';
 
 export interface BuildInput {
@@ -149,7 +149,7 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
 
   private sectionNode(children: SectionCstChildren): SectionNode | undefined {
     const node = children.inputSection?.[0] ?? children.featuresSection?.[0] ?? children.blockSection?.[0];
-    const keyword = ident(node?.children.Identifier?.[0]);
+    const keyword = ident(node?.children.keyword?.[0]);
     if (node === undefined || keyword === undefined) return undefined;
     return { node, keyword, span: nodeSpan(node) ?? keyword.span } as SectionNode;
   }
@@ -200,7 +200,7 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     const typeNode = children.typeRef?.[0];
     const type = typeNode === undefined ? undefined : this.typeRef(typeNode.children);
     if (name === undefined || type === undefined || span === undefined) return undefined;
-    this.checkSeparator(children.wrongSeparator?.[0], ':', `column name \`${name.name}\``, `columns are declared as \`${name.name}: ${type.text}\``);
+    this.checkSeparator(children.Separator?.[0], Colon, `column name \`${name.name}\``, `columns are declared as \`${name.name}: ${type.text}\``);
     const column: ColumnDecl = { name, type, span };
     const defaultNode = children.value?.[0];
     const value = defaultNode === undefined ? undefined : this.value(defaultNode.children, LITERAL);
@@ -223,7 +223,7 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     const callNode = children.call?.[0];
     const value = callNode === undefined ? undefined : this.call(callNode.children, FEATURE_CALL, nodeSpan(callNode));
     if (name === undefined || value === undefined || span === undefined) return undefined;
-    this.checkSeparator(children.wrongSeparator?.[0], '=', `feature name \`${name.name}\``, `features are declared as \`${name.name} = ${value.callee.name}(...)\``);
+    this.checkSeparator(children.Separator?.[0], Equals, `feature name \`${name.name}\``, `features are declared as \`${name.name} = ${value.callee.name}(...)\``);
     return { name, value, span };
   }
 
@@ -234,13 +234,15 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     const valueNode = children.value?.[0];
     const value = valueNode === undefined ? undefined : this.value(valueNode.children, expected);
     if (value === undefined) return undefined;
-    this.checkSeparator(children.wrongSeparator?.[0], ':', `property name \`${key.name}\``, `properties are written as \`${key.name}: value\``);
+    this.checkSeparator(children.Separator?.[0], Colon, `property name \`${key.name}\``, `properties are written as \`${key.name}: value\``);
     return { key, value, span };
   }
 
-  private checkSeparator(wrong: IToken | undefined, expected: string, what: string, help: string): void {
-    if (wrong === undefined || isVirtual(wrong)) return;
-    this.reporter.report('WND1003', tokenSpan(wrong), `expected \`${expected}\` after ${what}, found ${describeFound(wrong)}`, { help });
+  /** `=` where `:` belongs or the reverse: the grammar accepts either so that parsing stays in step. */
+  private checkSeparator(separator: IToken | undefined, expected: TokenType, what: string, help: string): void {
+    const written = real(separator);
+    if (written === undefined || written.tokenType === expected) return;
+    this.reporter.report('WND1003', tokenSpan(written), `expected ${tokenLabel(expected)} after ${what}, found ${describeFound(written)}`, { help });
   }
 
   value(children: ValueCstChildren, expected?: ParamType, span?: Span): Value | undefined {
@@ -281,6 +283,7 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
 
   list(children: ListCstChildren, expected?: ParamType, span?: Span): Value | undefined {
     if (span === undefined) return undefined;
+    this.checkCommas(children.value ?? [], children.Comma ?? [], '`,` or `]` after a list item');
     const items = (children.value ?? []).map((v) => this.value(v.children, itemType(expected))).filter(isDefined);
     return { type: 'list', items, span };
   }
@@ -289,6 +292,7 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     const callee = ident(children.Name?.[0]);
     if (callee === undefined || span === undefined) return undefined;
     const family = callFamily(expected, callee.name);
+    this.checkCommas(children.arg ?? [], children.Comma ?? [], '`,` or `)` after an argument');
     const positional: PositionalArg[] = [];
     const named: Arg[] = [];
     for (const argNode of children.arg ?? []) {
@@ -317,6 +321,18 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     // A made-up argument name (error recovery) leaves the argument out rather than guessing.
     if (name === undefined && children.argName !== undefined) return {};
     return { ...(name !== undefined ? { name } : {}), ...(valueNode !== undefined ? { valueNode } : {}) };
+  }
+
+  /** Items must be separated by commas; the grammar lets a missing one pass so that parsing goes on. */
+  private checkCommas(items: readonly CstNode[], commas: readonly IToken[], expected: string): void {
+    const spans = items.map(nodeSpan).filter(isDefined);
+    for (let i = 1; i < spans.length; i++) {
+      const gap = { start: spans[i - 1]!.end, end: spans[i]!.start };
+      if (commas.some((c) => !isVirtual(c) && c.startOffset >= gap.start && c.startOffset < gap.end)) continue;
+      const next = this.tokenAfter(gap.end);
+      if (next === undefined) continue;
+      this.reporter.report('WND1003', tokenSpan(next), `expected ${expected}, found ${describeFound(next)}`);
+    }
   }
 
   private tokenAfter(offset: number): IToken | undefined {

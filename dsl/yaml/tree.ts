@@ -212,7 +212,7 @@ class TreeReader {
   }
 
   /** A block collection's range runs to the next line; its span ends where its last value does. */
-  private collectionSpan(range: readonly number[] | undefined, flow: boolean, children: Span[]): Span {
+  private collectionSpan(range: readonly number[] | null | undefined, flow: boolean, children: Span[]): Span {
     const whole = this.span(range);
     if (flow || children.length === 0) return whole;
     const end = Math.max(...children.map((c) => c.end));

@@ -69,7 +69,7 @@ const SIZE_PATTERN_MARK = '[KMGT]i?B|B';
 
 function describeExpected(types: readonly string[], schema: JsonSchema): string {
   const pattern = typeof schema['pattern'] === 'string' ? schema['pattern'] : undefined;
-  if (pattern?.includes(SIZE_PATTERN_MARK)) return 'a size such as `16GiB`, or a number of bytes';
+  if (pattern?.includes(SIZE_PATTERN_MARK)) return 'a size (such as `16GiB`) or a number of bytes';
   const named = pattern === NAME_PATTERN.source || types.includes('object') || Array.isArray(schema['enum']) || pattern !== undefined;
   const words = types.map((t) => {
     switch (t) {
@@ -178,8 +178,11 @@ export function validateStructure(root: YNode, source: string, reporter: Reporte
     const props = propertiesOf(m.schema);
     const where = isRoot(loc) ? 'at the top level' : `in ${placeOf(loc)}`;
     const span = isRoot(loc) && loc.node.kind === 'map' ? { start: loc.node.span.start, end: loc.node.span.start } : missingKeySpan(loc.node, loc.keySpan);
+    const glued = loc.node.kind === 'map' ? loc.node.entries.find((e) => names.some((n) => e.key.startsWith(`${n}:`))) : undefined;
     const help =
-      names.length === 1
+      glued !== undefined
+        ? `put a space after the colon: \`${glued.key.replace(':', ': ')}\``
+        : names.length === 1
         ? `add \`${names[0]}: ...\`${descriptionOf(props[names[0]!]) === undefined ? '' : ` (${descriptionOf(props[names[0]!])})`}`
         : `add ${names.map((n) => `\`${n}: ...\``).join(' and ')}`;
     reporter.report('WND2003', span, `missing ${names.length === 1 ? 'key' : 'keys'} ${listWords(names)} ${where}`, { help });

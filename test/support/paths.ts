@@ -1,0 +1,7 @@
+// Where things are, for tests.
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The shared small real datasets; tests that need them skip when the folder is absent. */
+export const SHARED_DATA = join(REPO, '..', 'shared', 'data');
