@@ -505,32 +505,33 @@ class EncoderWriter {
       fromData = true;
       return `s.${field}`;
     };
-    let value: string;
+    const target = `out.numeric, ${offset}, v`;
+    let store: string;
     switch (feature.norm) {
       case 'none':
-        value = 'v';
+        store = `out.numeric[${offset}] = v;`;
         break;
       case 'log_count':
-        value = `${this.use('logCount')}(v)`;
+        store = `${this.use('logCountInto')}(${target});`;
         break;
       case 'minmax':
-        value = `${this.use('minMax')}(v, ${stat('min')}, ${stat('max')})`;
+        store = `${this.use('minMaxInto')}(${target}, ${stat('min')}, ${stat('max')});`;
         break;
       case 'zscore':
-        value = `${this.use('zScore')}(v, ${stat('mean')}, ${stat('std')})`;
+        store = `${this.use('zScoreInto')}(${target}, ${stat('mean')}, ${stat('std')});`;
         break;
       case 'log_01scaled':
-        value = `${this.use('log01Scaled')}(v, ${stat('min')}, ${stat('max')})`;
+        store = `${this.use('log01ScaledInto')}(${target}, ${stat('min')}, ${stat('max')});`;
         break;
       case 'log_count_minmax':
-        value = `${this.use('logCountMinMax')}(v, ${stat('min')}, ${stat('max')})`;
+        store = `${this.use('logCountMinMaxInto')}(${target}, ${stat('min')}, ${stat('max')});`;
         break;
     }
     if (fromData) {
       block.lines.push(`const s = stats[${str(feature.name)}];`);
       this.statsUsed = true;
     }
-    block.lines.push(`out.numeric[${offset}] = ${value};`);
+    block.lines.push(store);
     this.blocks.push(block);
   }
 }
@@ -597,6 +598,7 @@ const FORMAT: FormatCodeSettings = {
   insertSpaceAfterKeywordsInControlFlowStatements: true,
   insertSpaceAfterFunctionKeywordForAnonymousFunctions: true,
   insertSpaceAfterOpeningAndBeforeClosingNonemptyBraces: true,
+  insertSpaceAfterOpeningAndBeforeClosingEmptyBraces: false,
   insertSpaceAfterOpeningAndBeforeClosingNonemptyBrackets: false,
   insertSpaceAfterOpeningAndBeforeClosingNonemptyParenthesis: false,
   insertSpaceAfterTypeAssertion: false,
@@ -649,21 +651,25 @@ function printModule(ir: ModelIR, encoder: EncoderWriter, body: string[]): strin
     })),
   });
 
-  file.addInterface({
-    isExported: true,
-    name: 'NumericStats',
-    docs: [
-      needs.length === 0
-        ? 'The spec fixes every statistic its numeric features read, so there is nothing to compute.'
-        : 'Statistics the spec leaves to the data, in raw column units: the data pipeline computes them before encoding.',
-    ],
-    properties: needs.map((need) => ({
-      name: str(need.feature),
-      type: `{ ${need.fields.map((field) => `readonly ${field}: number`).join('; ')} }`,
-      isReadonly: true,
-      docs: [`${need.fields.join(', ')} of column ${quoted(need.column)}`],
-    })),
-  });
+  if (needs.length === 0) {
+    file.addStatements((writer) => {
+      writer.newLine();
+      writer.writeLine('/** The spec fixes every statistic its numeric features read, so there is nothing to compute. */');
+      writer.write('export interface NumericStats {}');
+    });
+  } else {
+    file.addInterface({
+      isExported: true,
+      name: 'NumericStats',
+      docs: ['Statistics the spec leaves to the data, in raw column units: the data pipeline computes them before encoding.'],
+      properties: needs.map((need) => ({
+        name: str(need.feature),
+        type: `{ ${need.fields.map((field) => `readonly ${field}: number`).join('; ')} }`,
+        isReadonly: true,
+        docs: [`${need.fields.join(', ')} of column ${quoted(need.column)}`],
+      })),
+    });
+  }
 
   for (const constant of encoder.constants) {
     file.addVariableStatement({

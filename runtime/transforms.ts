@@ -61,43 +61,65 @@ export const CROSS_SEED = 0x9e3779b9;
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-function scrambleBlock(k: number): number {
-  k = Math.imul(k, C1);
-  k = (k << 15) | (k >>> 17);
-  return Math.imul(k, C2);
-}
+// The two hash loops below take the modulus they are reduced by and have the mixing steps written
+// out, calling nothing but Math.imul: V8 keeps only 31-bit integers unboxed, so a 32-bit value
+// returned from a call it does not inline (likely inside a large emitted encodeRow) would allocate
+// a heap number per row. The exported hashes use the modulus 2^32.
+const FULL_RANGE = 2 ** 32;
 
-function mixBlock(h: number, k: number): number {
-  h ^= scrambleBlock(k);
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function finalize(h: number, byteLength: number): number {
-  h ^= byteLength;
+function bytesHashMod(bytes: Uint8Array, offset: number, length: number, seed: number, modulus: number): number {
+  let h = seed | 0;
+  let k = 0;
+  const blocksEnd = offset + (length & ~3);
+  for (let i = offset; i < blocksEnd; i += 4) {
+    k = bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, C2);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = length & 3;
+  if (tail > 0) {
+    k = bytes[blocksEnd]!;
+    if (tail > 1) k |= bytes[blocksEnd + 1]! << 8;
+    if (tail > 2) k |= bytes[blocksEnd + 2]! << 16;
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, C2);
+  }
+  h ^= length;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return (h >>> 0) % modulus;
+}
+
+/** The same over whole 4-byte blocks: each int32 is one little-endian block. */
+function int32sHashMod(values: Int32Array, offset: number, count: number, seed: number, modulus: number): number {
+  let h = seed | 0;
+  let k = 0;
+  for (let i = offset; i < offset + count; i++) {
+    k = Math.imul(values[i]!, C1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, C2);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  h ^= count * 4;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % modulus;
 }
 
 /** MurmurHash3 x86_32 of `bytes[offset, offset + length)`, as an unsigned 32-bit integer. */
 export function murmur3Bytes(bytes: Uint8Array, offset: number, length: number, seed: number): number {
-  let h = seed | 0;
-  const blocksEnd = offset + (length & ~3);
-  for (let i = offset; i < blocksEnd; i += 4) {
-    h = mixBlock(h, bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
-  }
-  const tail = length & 3;
-  if (tail > 0) {
-    let k = bytes[blocksEnd]!;
-    if (tail > 1) k |= bytes[blocksEnd + 1]! << 8;
-    if (tail > 2) k |= bytes[blocksEnd + 2]! << 16;
-    h ^= scrambleBlock(k);
-  }
-  return finalize(h, length);
+  return bytesHashMod(bytes, offset, length, seed, FULL_RANGE);
 }
 
 /**
@@ -105,9 +127,7 @@ export function murmur3Bytes(bytes: Uint8Array, offset: number, length: number, 
  * int32 is exactly one 4-byte block, so no bytes are materialised.
  */
 export function murmur3Int32s(values: Int32Array, offset: number, count: number, seed: number): number {
-  let h = seed | 0;
-  for (let i = offset; i < offset + count; i++) h = mixBlock(h, values[i]!);
-  return finalize(h, count * 4);
+  return int32sHashMod(values, offset, count, seed, FULL_RANGE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,9 +205,23 @@ function encodeSafeIntegerInto(n: number, out: Uint8Array): number {
 
 /** MurmurHash3 x86_32 of the UTF-8 bytes of `text`. */
 export function murmur3String(text: string, seed: number = HASH_SEED): number {
+  return stringHashMod(text, seed, FULL_RANGE);
+}
+
+function stringHashMod(text: string, seed: number, modulus: number): number {
   const bytes = reserveTextBytes(text.length * 3);
   const length = encodeUtf8Into(text, bytes);
-  return murmur3Bytes(bytes, 0, length, seed);
+  return bytesHashMod(bytes, 0, length, seed, modulus);
+}
+
+function valueHashMod(value: string | number, seed: number, modulus: number): number {
+  if (typeof value === 'string') return stringHashMod(value, seed, modulus);
+  if (Number.isSafeInteger(value)) {
+    const bytes = reserveTextBytes(24);
+    const length = encodeSafeIntegerInto(value, bytes);
+    return bytesHashMod(bytes, 0, length, seed, modulus);
+  }
+  return stringHashMod(String(value), seed, modulus); // fractions and huge numbers: rare, so allocating is fine
 }
 
 /**
@@ -195,18 +229,12 @@ export function murmur3String(text: string, seed: number = HASH_SEED): number {
  * canonical text String(value), so the CSV string "5" and the int 5 hash alike.
  */
 export function hashValue(value: string | number, seed: number = HASH_SEED): number {
-  if (typeof value === 'string') return murmur3String(value, seed);
-  if (Number.isSafeInteger(value)) {
-    const bytes = reserveTextBytes(24);
-    const length = encodeSafeIntegerInto(value, bytes);
-    return murmur3Bytes(bytes, 0, length, seed);
-  }
-  return murmur3String(String(value), seed); // fractions and huge numbers: rare, so allocating is fine
+  return valueHashMod(value, seed, FULL_RANGE);
 }
 
 /** The id of a hashed value: hashValue(value) mod buckets. */
 export function hashBucket(value: string | number, buckets: number): number {
-  return hashValue(value) % buckets;
+  return valueHashMod(value, HASH_SEED, buckets);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,7 +290,7 @@ export class Vocabulary {
     const known = typeof value === 'number' ? this.byNumber.get(value) : this.byText.get(value);
     if (known !== undefined) return known;
     counters.oov++;
-    return this.size + (hashValue(value) % this.oovBuckets);
+    return this.size + valueHashMod(value, HASH_SEED, this.oovBuckets);
   }
 }
 
@@ -344,7 +372,7 @@ export function bagWeights(weights: readonly number[], count: number, out: Float
 
 /** The cross id of the single ids `inputs[offset, offset + count)`. */
 export function crossId(inputs: Int32Array, offset: number, count: number, buckets: number): number {
-  return murmur3Int32s(inputs, offset, count, CROSS_SEED) % buckets;
+  return int32sHashMod(inputs, offset, count, CROSS_SEED, buckets);
 }
 
 let crossPosition = new Int32Array(8);
@@ -376,7 +404,7 @@ export function crossBags(
   crossPosition.fill(0, 0, arity);
   for (let j = 0; j < length; j++) {
     for (let k = 0; k < arity; k++) crossTuple[k] = inputs[offsets[k]! + crossPosition[k]!]!;
-    out[offset + j] = murmur3Int32s(crossTuple, 0, arity, CROSS_SEED) % buckets;
+    out[offset + j] = int32sHashMod(crossTuple, 0, arity, CROSS_SEED, buckets);
     for (let k = arity - 1; k >= 0; k--) {
       const next = crossPosition[k]! + 1;
       if (next < lengths[k]!) {
@@ -397,9 +425,7 @@ export function crossBags(
 
 /** (x - min) / (max - min) clamped to [0, 1]; 0 when max <= min. */
 export function minMax(x: number, min: number, max: number): number {
-  if (!(max > min)) return 0;
-  const scaled = (x - min) / (max - min);
-  return scaled < 0 ? 0 : scaled > 1 ? 1 : scaled;
+  return max > min ? Math.min(1, Math.max(0, (x - min) / (max - min))) : 0;
 }
 
 /** (x - mean) / std; 0 when std <= 0. */
@@ -409,12 +435,12 @@ export function zScore(x: number, mean: number, std: number): number {
 
 /** log2(1 + x); counts below 0 are taken as 0 so the result stays finite (NaN stays NaN). */
 export function logCount(x: number): number {
-  return Math.log2(1 + (x < 0 ? 0 : x));
+  return Math.log2(1 + Math.max(0, x));
 }
 
 /** log2(1 + 1000x), x below 0 taken as 0: the transform of log_01scaled before min-max. */
 export function log01(x: number): number {
-  return Math.log2(1 + 1000 * (x < 0 ? 0 : x));
+  return Math.log2(1 + 1000 * Math.max(0, x));
 }
 
 export function logCountMinMax(x: number, min: number, max: number): number {
@@ -423,6 +449,34 @@ export function logCountMinMax(x: number, min: number, max: number): number {
 
 export function log01Scaled(x: number, min: number, max: number): number {
   return minMax(log01(x), log01(min), log01(max));
+}
+
+// The same, stored straight into an encoded row's numeric vector; emitted modules call these. The
+// formulas are written out with Math builtins only: a double returned from a call that V8 does
+// not inline is boxed on the heap, once per row. A test checks that both forms agree.
+
+export function minMaxInto(out: Float32Array, offset: number, x: number, min: number, max: number): void {
+  out[offset] = max > min ? Math.min(1, Math.max(0, (x - min) / (max - min))) : 0;
+}
+
+export function zScoreInto(out: Float32Array, offset: number, x: number, mean: number, std: number): void {
+  out[offset] = std > 0 ? (x - mean) / std : 0;
+}
+
+export function logCountInto(out: Float32Array, offset: number, x: number): void {
+  out[offset] = Math.log2(1 + Math.max(0, x));
+}
+
+export function logCountMinMaxInto(out: Float32Array, offset: number, x: number, min: number, max: number): void {
+  const lo = Math.log2(1 + Math.max(0, min));
+  const hi = Math.log2(1 + Math.max(0, max));
+  out[offset] = hi > lo ? Math.min(1, Math.max(0, (Math.log2(1 + Math.max(0, x)) - lo) / (hi - lo))) : 0;
+}
+
+export function log01ScaledInto(out: Float32Array, offset: number, x: number, min: number, max: number): void {
+  const lo = Math.log2(1 + 1000 * Math.max(0, min));
+  const hi = Math.log2(1 + 1000 * Math.max(0, max));
+  out[offset] = hi > lo ? Math.min(1, Math.max(0, (Math.log2(1 + 1000 * Math.max(0, x)) - lo) / (hi - lo))) : 0;
 }
 
 export type StatField = 'min' | 'max' | 'mean' | 'std';

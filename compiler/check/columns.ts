@@ -31,10 +31,20 @@ export function typeText(type: ColumnType | undefined, list: boolean): string {
 
 export function checkName(ident: Ident, what: string, reporter: Reporter): boolean {
   if (NAME_PATTERN.test(ident.name)) return true;
-  reporter.report('WND3011', ident.span, `${what} name ${JSON.stringify(ident.name)} is not a plain identifier`, {
-    help: 'use letters, digits and `_`, starting with a letter or `_`',
+  // Backticks read best; a name with a backtick or an invisible character is shown JSON-quoted instead.
+  const shown = /^[\x21-\x5f\x61-\x7e]+$/.test(ident.name) ? `\`${ident.name}\`` : JSON.stringify(ident.name);
+  const plain = plainName(ident.name);
+  reporter.report('WND3011', ident.span, `${what} name ${shown} is not a plain identifier`, {
+    help: `use letters, digits and \`_\`, starting with a letter or \`_\`${plain === undefined ? '' : `, e.g. \`${plain}\``}`,
   });
   return false;
+}
+
+/** `user-name` -> `user_name`, `2nd` -> `_2nd`: a valid name close to an invalid one, if any. */
+function plainName(name: string): string | undefined {
+  const replaced = name.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  if (replaced === '') return undefined;
+  return /^[0-9]/.test(replaced) ? `_${replaced}` : replaced;
 }
 
 export function checkColumns(section: InputSection | undefined, reporter: Reporter): CheckedColumns {
@@ -114,7 +124,13 @@ function checkRole(role: Ident, info: ColumnInfo, roles: CheckedColumns['roles']
     (key === 'label' ? info.type === 'int' || info.type === 'float' : key === 'weight' ? info.type === 'float' || info.type === 'int' : info.type === 'int' || info.type === 'string');
   if (!ok) {
     const want = key === 'group' ? '`int` or `string`' : '`int` or `float`';
-    reporter.report('WND4012', info.decl.type.span, `the ${name} column \`${info.decl.name.name}\` must be ${want}, not \`${typeText(info.type, info.list)}\``);
+    const help =
+      key === 'label'
+        ? `a label is a click (1) or no click (0): declare \`${info.decl.name.name}: int @label\`, converting the data if needed`
+        : key === 'weight'
+          ? `a weight is a number per row: declare \`${info.decl.name.name}: float @weight\``
+          : `a group is one id per row (a request, a page view): declare \`${info.decl.name.name}: ${info.type === 'float' ? 'int' : info.type} @group\``;
+    reporter.report('WND4012', info.decl.type.span, `the ${name} column \`${info.decl.name.name}\` must be ${want}, not \`${typeText(info.type, info.list)}\``, { help });
   }
 }
 

@@ -86,15 +86,20 @@ export class FeatureChecker {
       });
       return undefined;
     }
-    this.resolve(info, path);
+    this.resolve(info, path, span);
     return info;
   }
 
-  private resolve(info: FeatureInfo, path: FeatureInfo[]): void {
+  /** `via`: where the feature last on `path` reads `info`, shown when that closes a loop. */
+  private resolve(info: FeatureInfo, path: FeatureInfo[], via?: Span): void {
     if (info.state === 'done') return;
     if (info.state === 'visiting') {
       const cycle = [...path.slice(path.indexOf(info)), info].map((f) => `\`${f.name}\``).join(' -> ');
-      this.reporter.report('WND5008', info.nameSpan, `feature \`${info.name}\` depends on itself: ${cycle}`, { help: 'a feature can only read features declared without a loop' });
+      const reader = path[path.length - 1];
+      this.reporter.report('WND5008', info.nameSpan, `feature \`${info.name}\` depends on itself: ${cycle}`, {
+        help: 'a feature cannot read itself, directly or through other features: build one of them from features outside the loop',
+        ...(reader !== undefined && via !== undefined ? { related: [{ span: via, message: `\`${reader.name}\` reads \`${info.name}\` here` }] } : {}),
+      });
       return;
     }
     info.state = 'visiting';
@@ -151,7 +156,9 @@ export class FeatureChecker {
         const stats: NumericStats = {};
         for (const k of ['min', 'max', 'mean', 'std'] as const) if (typeof a[k] === 'number') stats[k] = a[k];
         if (stats.min !== undefined && stats.max !== undefined && !(stats.min < stats.max)) {
-          this.reporter.report('WND4007', argValue(info.call.args, 'max')!.span, `\`max\` must be greater than \`min\` (${stats.min})`);
+          this.reporter.report('WND4007', argValue(info.call.args, 'max')!.span, `\`max\` must be greater than \`min\` (${stats.min}), found ${stats.max}`, {
+            help: 'swap them, or leave both out to compute them from the data',
+          });
           return undefined;
         }
         return { name, kind: 'numeric', column: col.decl.name.name, norm: a.norm as Normalisation, stats, output: { type: 'dense', width: 1 } };
@@ -186,7 +193,9 @@ export class FeatureChecker {
         if (typeof a.buckets !== 'number') return undefined;
         const defaultId = a.default_id as number;
         if (defaultId >= a.buckets) {
-          this.reporter.report('WND4007', argValue(info.call.args, 'default_id')!.span, `\`default_id\` must be below \`buckets\` (${a.buckets}), found ${defaultId}`);
+          this.reporter.report('WND4007', argValue(info.call.args, 'default_id')!.span, `\`default_id\` must be below \`buckets\` (${a.buckets}), found ${defaultId}`, {
+            help: defaultIdHelp(a.buckets),
+          });
           return undefined;
         }
         return { name, kind: 'identity', column: col.decl.name.name, defaultId, output: categorical(a.buckets) };
@@ -227,12 +236,17 @@ export class FeatureChecker {
         const weights = this.column(info, a, 'weights');
         if (src === undefined || weights === undefined) return undefined;
         const span = argValue(info.call.args, 'weights')!.span;
+        const wanted = src.multivalent ? 'list<float>' : 'float';
         if (weights.type !== 'float') {
-          this.reporter.report('WND4001', span, `weights column \`${weights.decl.name.name}\` must hold floats, not \`${typeText(weights.type, weights.list)}\``);
+          this.reporter.report('WND4001', span, `weights column \`${weights.decl.name.name}\` must hold floats, not \`${typeText(weights.type, weights.list)}\``, {
+            help: `declare \`${weights.decl.name.name}: ${wanted}\` (one weight per id of \`${a.feature}\`)`,
+          });
           return undefined;
         }
         if (weights.list !== src.multivalent) {
-          this.reporter.report('WND4002', span, `\`${a.feature}\` is ${src.multivalent ? 'multi-valued' : 'single-valued'}, so its weights column must be \`${src.multivalent ? 'list<float>' : 'float'}\``);
+          this.reporter.report('WND4002', span, `\`${a.feature}\` is ${src.multivalent ? 'multi-valued' : 'single-valued'}, so its weights column must be \`${wanted}\``, {
+            help: `declare \`${weights.decl.name.name}: ${wanted}\`, one weight per id of \`${a.feature}\``,
+          });
           return undefined;
         }
         return { name, kind: 'weighted', feature: a.feature as string, weights: weights.decl.name.name, output: { ...src, weighted: true } };
@@ -306,7 +320,9 @@ export class FeatureChecker {
       if (by === 'identity') {
         const defaultId = a.default_id as number;
         if (defaultId >= buckets) {
-          this.reporter.report('WND4007', argValue(info.call.args, 'default_id')!.span, `\`default_id\` must be below \`buckets\` (${buckets}), found ${defaultId}`);
+          this.reporter.report('WND4007', argValue(info.call.args, 'default_id')!.span, `\`default_id\` must be below \`buckets\` (${buckets}), found ${defaultId}`, {
+            help: defaultIdHelp(buckets),
+          });
           return undefined;
         }
         mapping = { by: 'identity', defaultId };
@@ -342,14 +358,19 @@ export class FeatureChecker {
         this.reporter.report('WND4014', span, `cannot read vocabulary file ${JSON.stringify(file)}`, { help: 'the path is relative to the spec file; check that it exists and is readable' });
         return undefined;
       }
-      const lines = text.split(/\r?\n/).filter((l) => l.length > 0);
+      const all = text.split(/\r?\n/);
+      // Empty lines are skipped; messages still count lines as an editor does.
+      const lineNumbers = all.flatMap((l, i) => (l.length > 0 ? [i + 1] : []));
+      const lines = all.filter((l) => l.length > 0);
       const values: Literal[] = col.type === 'int' ? lines.map((l) => Number(l.trim())) : lines;
       const bad = col.type === 'int' ? lines.findIndex((l) => !/^-?\d+$/.test(l.trim())) : -1;
       if (bad >= 0) {
-        this.reporter.report('WND4013', span, `line ${bad + 1} of vocabulary file ${JSON.stringify(file)} is not an integer, but \`${col.decl.name.name}\` is \`int\``);
+        this.reporter.report('WND4013', span, `line ${lineNumbers[bad]} of vocabulary file ${JSON.stringify(file)} is not an integer, but \`${col.decl.name.name}\` is \`int\``, {
+          help: 'an `int` column takes a file of whole numbers, one per line; declare the column `string` for text values',
+        });
         return undefined;
       }
-      return this.uniqueVocabulary(values, span, undefined, file);
+      return this.uniqueVocabulary(values, span, undefined, { file, lineNumbers });
     }
     const list = argValue(info.call.args, 'values')!;
     const items = list.type === 'list' ? list.items : [];
@@ -363,21 +384,32 @@ export class FeatureChecker {
         return undefined;
       }
     }
-    return this.uniqueVocabulary(inline!, list.span, items, null);
+    return this.uniqueVocabulary(inline!, list.span, items);
   }
 
-  private uniqueVocabulary(values: Literal[], span: Span, items: Value[] | undefined, file: string | null): { values: Literal[]; file: string | null } | undefined {
+  private uniqueVocabulary(
+    values: Literal[],
+    span: Span,
+    items: Value[] | undefined,
+    fromFile?: { file: string; lineNumbers: number[] },
+  ): { values: Literal[]; file: string | null } | undefined {
+    const file = fromFile?.file ?? null;
     if (values.length === 0) {
       this.reporter.report('WND4013', span, 'the vocabulary is empty');
       return undefined;
     }
-    const seen = new Set<Literal>();
+    const seen = new Map<Literal, number>();
     for (let i = 0; i < values.length; i++) {
-      if (seen.has(values[i]!)) {
-        this.reporter.report('WND4013', items?.[i]?.span ?? span, `vocabulary entry ${JSON.stringify(values[i])} appears twice${file === null ? '' : ` (line ${i + 1})`}`, { help: 'each value may appear once' });
+      const first = seen.get(values[i]!);
+      if (first !== undefined) {
+        const firstSpan = items?.[first]?.span;
+        this.reporter.report('WND4013', items?.[i]?.span ?? span, `vocabulary entry ${JSON.stringify(values[i])} appears twice${fromFile === undefined ? '' : ` (lines ${fromFile.lineNumbers[first]} and ${fromFile.lineNumbers[i]})`}`, {
+          help: 'each value may appear once: remove the repeat',
+          ...(firstSpan === undefined ? {} : { related: [{ span: firstSpan, message: 'first listed here' }] }),
+        });
         return undefined;
       }
-      seen.add(values[i]!);
+      seen.set(values[i]!, i);
     }
     return { values, file };
   }
@@ -405,10 +437,13 @@ export class FeatureChecker {
       return undefined;
     }
     if (kind === 'weighted' && src.ir.output.weighted) {
-      this.reporter.report('WND4011', span, `\`${name}\` is already weighted`);
+      this.reporter.report('WND4011', span, `\`${name}\` is already weighted`, { help: 'a feature carries one set of weights: weight the categorical feature it is built from' });
       return undefined;
     }
     return src.ir.output;
   }
 }
 
+function defaultIdHelp(buckets: number): string {
+  return `ids lie in [0, ${buckets}): use an id below ${buckets} (such as \`0\`), or raise \`buckets\` to make room for it`;
+}

@@ -283,8 +283,10 @@ function checkMemoryBudget(ir: ModelIR, train: Block | undefined, reporter: Repo
   const total = ir.sizes.tableBytes + ir.sizes.optimizerStateBytes;
   if (total <= budget) return;
   const largest = [...ir.tables].sort((a, b) => b.bytes - a.bytes).slice(0, 3);
-  reporter.report('WND5006', propValue(train, 'memory_budget')!.span, `the tables need ${formatBytes(total)} with optimizer state, over the budget of ${formatBytes(budget)}`, {
-    help: `largest: ${largest.map((t) => `\`${t.name}\` ${formatBytes(t.bytes)}`).join(', ')}; reduce their buckets or dimensions, or raise the budget`,
+  // `1 MiB` rather than `1.00 MiB`: a budget is usually a round number.
+  const bytes = (n: number) => formatBytes(n).replace(/\.0+ /, ' ');
+  reporter.report('WND5006', propValue(train, 'memory_budget')!.span, `the tables need ${bytes(total)} with optimizer state, over the budget of ${bytes(budget)}`, {
+    help: `largest: ${largest.map((t) => `\`${t.name}\` ${bytes(t.bytes)}`).join(', ')}; reduce their buckets or dimensions, or raise the budget`,
   });
 }
 

@@ -132,6 +132,19 @@ export type ValueCstChildren = {
   list?: ListCstNode[];
   call?: CallCstNode[];
   Name?: IToken[];
+  map?: MapCstNode[];
+};
+
+export interface MapCstNode extends CstNode {
+  name: "map";
+  children: MapCstChildren;
+}
+
+export type MapCstChildren = {
+  LCurly: IToken[];
+  arg?: ArgCstNode[];
+  Comma?: IToken[];
+  RCurly: IToken[];
 };
 
 export interface ListCstNode extends CstNode {
@@ -182,6 +195,7 @@ export interface WndCstVisitor<IN, OUT> extends ICstVisitor<IN, OUT> {
   featureDecl(children: FeatureDeclCstChildren, param?: IN): OUT;
   property(children: PropertyCstChildren, param?: IN): OUT;
   value(children: ValueCstChildren, param?: IN): OUT;
+  map(children: MapCstChildren, param?: IN): OUT;
   list(children: ListCstChildren, param?: IN): OUT;
   call(children: CallCstChildren, param?: IN): OUT;
   arg(children: ArgCstChildren, param?: IN): OUT;

@@ -2,12 +2,14 @@
 // visitor.ts builds the AST). One instance serves the whole process; `parseWnd` feeds it tokens.
 //
 // Common slips are accepted by the grammar and reported by the visitor instead: `=` where `:`
-// belongs and the reverse (both are `Separator`s), a missing `,` between list items or arguments.
-// The parser then stays in step and the user reads one precise error rather than a cascade. Names are consumed as the `Name` category everywhere,
-// section names included: chevrotain re-synchronises after an error by the token types that may
-// follow each rule, and one type for all names lets it resume at the next declaration.
+// belongs and the reverse (both are `Separator`s), a missing `,` between list items or arguments,
+// a YAML-style `{kind: ...}` map. The parser then stays in step and the user reads one precise
+// error rather than a cascade. Names are consumed as the `Name` category everywhere, section names
+// included: chevrotain re-synchronises after an error by the token types that may follow each
+// rule, and one type for all names lets it resume at the next declaration.
 
 import { CstParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import { SECTION_NAMES, type SectionName } from '../ast.js';
 import {
   allTokens,
   At,
@@ -47,10 +49,10 @@ class WndParser extends CstParser {
     // Only what looks like a header or a section is read as one: anything else ends the file rule,
     // and parseWnd starts again at the next section (rather than chevrotain skipping to the end).
     this.MANY({
-      GATE: () => this.LA(1).tokenType === Model || this.LA(2).tokenType === LCurly,
+      GATE: () => this.LA(1).tokenType === Model || this.LA(2).tokenType === LCurly || SECTION_NAMES.includes(this.LA(1).image as SectionName),
       DEF: () => {
         // `model` is a name too, but at the top level it always starts the header.
-        this.OR({ IGNORE_AMBIGUITIES: true, DEF: [{ ALT: () => this.SUBRULE(this.header) }, { ALT: () => this.SUBRULE(this.section) }] });
+        this.OR({ IGNORE_AMBIGUITIES: true, MAX_LOOKAHEAD: 1, DEF: [{ ALT: () => this.SUBRULE(this.header) }, { ALT: () => this.SUBRULE(this.section) }] });
       },
     });
   });
@@ -63,8 +65,10 @@ class WndParser extends CstParser {
 
   /** The section name decides how its body is read; unknown names are read as blocks of properties. */
   section = this.RULE('section', () => {
+    // One token of lookahead: the gates decide, and a missing `{` is then reported inside the section.
     this.OR({
       IGNORE_AMBIGUITIES: true,
+      MAX_LOOKAHEAD: 1,
       DEF: [
         { GATE: () => this.LA(1).image === 'input', ALT: () => this.SUBRULE(this.inputSection) },
         { GATE: () => this.LA(1).image === 'features', ALT: () => this.SUBRULE(this.featuresSection) },
@@ -144,7 +148,24 @@ class WndParser extends CstParser {
       { ALT: () => this.SUBRULE(this.list) },
       { ALT: () => this.SUBRULE(this.call) },
       { ALT: () => this.CONSUME(Name) },
+      { ALT: () => this.SUBRULE(this.map) },
     ]);
+  });
+
+  /**
+   * map := '{' (arg ','?)* '}' — not `.wnd` at all but YAML's inline map (`{kind: ftrl, ...}`), read
+   * so that the visitor can say how to write it as a call, and the braces stay balanced.
+   */
+  map = this.RULE('map', () => {
+    this.CONSUME(LCurly);
+    this.MANY({
+      GATE: () => this.nextItemMayFollow(),
+      DEF: () => {
+        this.SUBRULE(this.arg);
+        this.OPTION(() => this.CONSUME(Comma));
+      },
+    });
+    this.CONSUME(RCurly);
   });
 
   /** list := '[' (value ','?)* ']' — a missing `,` between items is reported by the visitor. */
@@ -182,7 +203,7 @@ class WndParser extends CstParser {
   private nextItemMayFollow(): boolean {
     const previous = this.LA(0);
     const type = previous.tokenType;
-    if (type === LParen || type === LBracket || type === Comma) return true;
+    if (type === LParen || type === LBracket || type === LCurly || type === Comma) return true;
     return previous.endLine === undefined || previous.endLine === this.LA(1).startLine;
   }
 
@@ -251,6 +272,8 @@ function mismatchMessage(expected: TokenType, actual: IToken, previous: IToken |
       return `expected \`(\` after \`${prev ?? 'the name'}\`: features are declared by calling a feature kind, found ${found}`;
     case 'call:RParen':
       return prev === '(' ? `expected an argument or \`)\` after \`(\`, found ${found}` : `expected \`,\` or \`)\` after an argument, found ${found}`;
+    case 'map:RCurly':
+      return `expected \`,\` or \`}\` after an entry, found ${found}`;
     case 'list:RBracket':
       return prev === '[' ? `expected a value or \`]\` after \`[\`, found ${found}` : `expected \`,\` or \`]\` after a list item, found ${found}`;
     case 'arg:Colon':

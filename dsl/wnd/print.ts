@@ -5,7 +5,7 @@
 //   the order written; lists and calls on one line when that line fits in MAX_WIDTH columns
 //   (trailing comments not counted), otherwise one item per line with a trailing comma; numbers in
 //   their shortest round-trip form; texts bare or quoted as their expected type says (context.ts);
-//   comments where visitor.ts attached them, a trailing one two spaces after the code.
+//   comments where visitor.ts attached them, trailing ones from column COMMENT_COLUMN.
 
 import {
   SECTION_NAMES,
@@ -43,10 +43,9 @@ export function printWnd(ast: ModelAst): string {
 
 function printSection(name: SectionName, section: InputSection | FeaturesSection | Block): string[] {
   const entries = entryLines(name, section);
-  const inner = section.trailingComment === undefined ? [] : leadingLines([section.trailingComment], INDENT);
-  const head = [...leadingLines(section.leadingComments, 0)];
-  if (entries.length === 0 && inner.length === 0) return [...head, `${name} {}`];
-  return [...head, `${name} {`, ...entries, ...inner, '}'];
+  const head = leadingLines(section.leadingComments, 0);
+  if (entries.length === 0) return [...head, withTrailing(`${name} {}`, section.trailingComment)];
+  return [...head, withTrailing(`${name} {`, section.trailingComment), ...entries, '}'];
 }
 
 function entryLines(name: SectionName, section: InputSection | FeaturesSection | Block): string[] {
@@ -85,8 +84,12 @@ function entry(leading: string[] | undefined, code: string, trailing: string | u
   return [...leadingLines(leading, INDENT), ...codeLines];
 }
 
+/** Trailing comments line up at this column when the code leaves room (as in the examples), else follow two spaces after it. */
+export const COMMENT_COLUMN = 34;
+
 function withTrailing(code: string, comment: string | undefined): string {
-  return comment === undefined ? code : `${code}  ${commentLine(comment.replace(/\n/g, ' '))}`;
+  if (comment === undefined) return code;
+  return `${code.padEnd(COMMENT_COLUMN - 2)}  ${commentLine(comment.replace(/\n/g, ' '))}`;
 }
 
 function leadingLines(comments: readonly string[] | undefined, indent: number): string[] {
@@ -108,7 +111,8 @@ interface Part {
  * `value` printed where `type` is expected, starting at `column` on a line indented by `indent`,
  * with `suffix` more characters to follow it on its last line.
  */
-function printValue(value: Value, type: ParamType | undefined, indent: number, column: number, suffix: number): string {
+function printValue(value: Value, listOrItem: ParamType | undefined, indent: number, column: number, suffix: number): string {
+  const type = singleType(value, listOrItem);
   if (value.type === 'call') return printCall(value, type, indent, column, suffix, true);
   const flat = flatValue(value, type);
   if (value.type !== 'list' || value.items.length === 0 || column + flat.length + suffix <= MAX_WIDTH) return flat;
@@ -131,7 +135,8 @@ function broken(open: string, parts: Part[], close: string, indent: number): str
   return [open, ...items, `${' '.repeat(indent)}${close}`].join('\n');
 }
 
-function flatValue(value: Value, type: ParamType | undefined): string {
+function flatValue(value: Value, listOrItem: ParamType | undefined): string {
+  const type = singleType(value, listOrItem);
   switch (value.type) {
     case 'number':
       return String(value.value);
@@ -153,6 +158,11 @@ function flatValue(value: Value, type: ParamType | undefined): string {
 
 function flatPart(part: Part): string {
   return part.prefix + flatValue(part.value, part.type);
+}
+
+/** A single value where a list is expected stands for one item (as the parser reads it). */
+function singleType(value: Value, type: ParamType | undefined): ParamType | undefined {
+  return value.type !== 'list' && type?.kind === 'list' ? type.of : type;
 }
 
 /** Items of a list where `type` is expected; a list standing for a literal (a column default) holds literals. */

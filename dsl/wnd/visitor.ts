@@ -29,6 +29,7 @@ import {
 import { callableOf, argType, blockParam, callFamily, itemType, namePositional, type PositionalArg } from '../context.js';
 import type { FamilyName, ParamType } from '../language.js';
 import { didYouMean, type Reporter } from '../../compiler/diagnostics.js';
+import { LineIndex } from '../../compiler/render.js';
 import type {
   ArgCstChildren,
   BlockSectionCstChildren,
@@ -41,6 +42,7 @@ import type {
   HeaderCstChildren,
   InputSectionCstChildren,
   ListCstChildren,
+  MapCstChildren,
   PropertyCstChildren,
   SectionCstChildren,
   TypeRefCstChildren,
@@ -71,8 +73,13 @@ const FEATURE_CALL: ParamType = { kind: 'call', family: 'feature' };
 type AnySection = InputSection | FeaturesSection | Block;
 
 interface ParsedHeader {
-  model: IToken;
   name?: Ident;
+  span: Span;
+}
+
+/** What a section's body is built with: its name and extent. */
+interface SectionHead {
+  keyword: Ident;
   span: Span;
 }
 
@@ -122,7 +129,7 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
         help: 'name the model: `model clicks`',
       });
     }
-    return { model, ...(name !== undefined ? { name } : {}), span: { start: tokenSpan(model).start, end: name?.span.end ?? tokenSpan(model).end } };
+    return { ...(name !== undefined ? { name } : {}), span: { start: tokenSpan(model).start, end: name?.span.end ?? tokenSpan(model).end } };
   }
 
   private checkHeader(headers: ParsedHeader[], firstSection: SectionNode | undefined): void {
@@ -177,22 +184,21 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     return block;
   }
 
-  inputSection(children: InputSectionCstChildren, section?: SectionNode): InputSection {
+  inputSection(children: InputSectionCstChildren, { keyword, span }: SectionHead): InputSection {
     const columns = (children.columnDecl ?? []).map((c) => this.columnDecl(c.children, nodeSpan(c))).filter(isDefined);
-    return { keyword: section!.keyword, columns, span: section!.span };
+    return { keyword, columns, span };
   }
 
-  featuresSection(children: FeaturesSectionCstChildren, section?: SectionNode): FeaturesSection {
+  featuresSection(children: FeaturesSectionCstChildren, { keyword, span }: SectionHead): FeaturesSection {
     const features = (children.featureDecl ?? []).map((f) => this.featureDecl(f.children, nodeSpan(f))).filter(isDefined);
-    return { keyword: section!.keyword, features, span: section!.span };
+    return { keyword, features, span };
   }
 
-  blockSection(children: BlockSectionCstChildren, section?: SectionNode): Block {
-    const keyword = section!.keyword;
+  blockSection(children: BlockSectionCstChildren, { keyword, span }: SectionHead): Block {
     this.block = (BLOCK_NAMES as readonly string[]).includes(keyword.name) ? (keyword.name as BlockName) : undefined;
     const props = (children.property ?? []).map((p) => this.property(p.children, nodeSpan(p))).filter(isDefined);
     this.block = undefined;
-    return { keyword, props, span: section!.span };
+    return { keyword, props, span };
   }
 
   columnDecl(children: ColumnDeclCstChildren, span?: Span): ColumnDecl | undefined {
@@ -245,16 +251,44 @@ class AstBuilder extends BaseVisitor implements WndCstVisitor<unknown, unknown> 
     this.reporter.report('WND1003', tokenSpan(written), `expected ${tokenLabel(expected)} after ${what}, found ${describeFound(written)}`, { help });
   }
 
-  value(children: ValueCstChildren, expected?: ParamType, span?: Span): Value | undefined {
+  value(children: ValueCstChildren, listOrItem?: ParamType): Value | undefined {
+    // A single value where a list is expected stands for one item (the checker reports the shape).
+    const expected = children.list === undefined && listOrItem?.kind === 'list' ? listOrItem.of : listOrItem;
     const token = real(
       children.NumberLiteral?.[0] ?? children.StringLiteral?.[0] ?? children.True?.[0] ?? children.False?.[0] ?? children.MetricRef?.[0] ?? children.Size?.[0] ?? children.Name?.[0],
     );
     if (token !== undefined) return this.tokenValue(token, children, expected);
     const listNode = children.list?.[0];
-    if (listNode !== undefined) return this.list(listNode.children, expected, nodeSpan(listNode) ?? span);
+    if (listNode !== undefined) return this.list(listNode.children, expected, nodeSpan(listNode));
     const callNode = children.call?.[0];
     if (callNode !== undefined) return this.call(callNode.children, expected, nodeSpan(callNode));
+    const mapNode = children.map?.[0];
+    if (mapNode !== undefined) return this.map(mapNode.children, expected, nodeSpan(mapNode));
     return undefined;
+  }
+
+  /** A YAML-style `{kind: ftrl, learning_rate: 0.2}`: reported, and read as the call it stands for. */
+  map(children: MapCstChildren, expected?: ParamType, span?: Span): CallValue | undefined {
+    const open = real(children.LCurly?.[0]);
+    if (open === undefined || span === undefined) return undefined;
+    const entries = (children.arg ?? []).map((a) => this.arg(a.children));
+    const kindEntry = entries.find((e) => e.name?.name === 'kind');
+    const kind = kindEntry?.valueNode === undefined ? undefined : this.value(kindEntry.valueNode.children);
+    const help =
+      kind?.type === 'text'
+        ? `\`{kind: ${kind.value}, ...}\` is YAML; in \`.wnd\` write \`${kind.value}(...)\``
+        : '`{...}` is YAML; in `.wnd` write a value, a list `[...]` or a call `name(...)`';
+    this.reporter.report('WND1003', tokenSpan(open), 'expected a value, found `{`', { help });
+    if (kind?.type !== 'text') return undefined;
+    const callee = { name: kind.value, span: kind.span };
+    const family = callFamily(expected, callee.name);
+    const named: Arg[] = [];
+    for (const { name, valueNode } of entries) {
+      if (name === undefined || name.name === 'kind' || valueNode === undefined) continue;
+      const value = this.value(valueNode.children, argType(family, callee.name, name.name));
+      if (value !== undefined) named.push({ name, value });
+    }
+    return { type: 'call', callee, args: named, span };
   }
 
   private tokenValue(token: IToken, children: ValueCstChildren, expected: ParamType | undefined): Value {
@@ -401,91 +435,96 @@ function entriesOf(section: AnySection): Entry[] {
   return section.props;
 }
 
+/** A node comments can attach to, with the lines it covers. */
+interface Anchor {
+  span: Span;
+  trivia: Trivia;
+  depth: number;
+  children: Anchor[];
+  firstLine: number;
+  lastLine: number;
+}
+
 /**
- * Attaches every comment to a node by offsets, so that `fmt` and `convert` never lose one:
- * - after code on the same line: the trailing comment of the declaration, property or model header
- *   that ends there;
- * - on its own line(s): a leading comment of the next declaration or property in the same section,
- *   or of the next section (of the model when before `model`);
- * - inside a declaration that spans lines (a long list): a leading comment of that declaration;
- * - before a closing `}` with nothing after it in the section, or after that `}` on its line: the
- *   section's trailing place, `trailingComment`, one line per comment (joined with `\n`);
- * - after the last section: the model's `trailingComments`.
- * A comment after a section's `{` on its line thus leads the section's first declaration.
+ * Attaches every comment to a node by offsets, so that `fmt` and `convert` never lose one. The
+ * rules are those of the YAML front end (dsl/yaml/comments.ts), so both forms place a comment alike:
+ * - after code on its line: the trailing comment of the declaration, property, section or model
+ *   header that ends on that line (the one ending last, the innermost on a tie), else of the one
+ *   that starts on that line (`input {  # raw columns`);
+ * - on its own line: a leading comment of the next declaration or property of its section, else of
+ *   the next section (of the model before `model`); after the last section, one of the model's
+ *   `trailingComments`. So a comment just before a section's `}` leads the next section;
+ * - inside an empty section, or inside a declaration spanning lines (a long list): the trailing
+ *   comment of that section or declaration.
+ * A trailing comment whose place is taken becomes a leading comment instead: it moves, but stays.
  */
 function attachComments(ast: ModelAst, headerSpan: Span | undefined, sections: AnySection[], input: BuildInput): void {
-  const sorted = [...sections].sort((a, b) => a.span.start - b.span.start);
+  if (input.comments.length === 0) return;
+  const lines = new LineIndex(input.source);
+  const anchor = (span: Span, trivia: Trivia, depth: number, children: Anchor[] = []): Anchor => ({
+    span,
+    trivia,
+    depth,
+    children,
+    firstLine: lines.position(span.start).line,
+    lastLine: lines.position(Math.max(span.start, span.end - 1)).line,
+  });
+  const top: Anchor[] = [];
+  if (headerSpan !== undefined) top.push(anchor(headerSpan, ast, 0));
+  for (const section of sections) top.push(anchor(section.span, section, 0, entriesOf(section).map((e) => anchor(e.span, e, 1))));
+  top.sort((a, b) => a.span.start - b.span.start);
+  const all = top.flatMap((a) => [a, ...a.children]);
+
+  const innermostContaining = (offset: number): Anchor | undefined => {
+    let best: Anchor | undefined;
+    for (const a of all) if (a.span.start < offset && offset < a.span.end && (best === undefined || a.depth > best.depth)) best = a;
+    return best;
+  };
+  const ownLine = (offset: number, text: string): void => {
+    const container = innermostContaining(offset);
+    const next = (container?.children ?? top).find((a) => a.span.start > offset);
+    if (next !== undefined) addLeading(next.trivia, text);
+    else if (container !== undefined && container.children.length === 0) addTrailing(container.trivia, text);
+    else {
+      // After the last entry of a section (or of the file): the next section, else the end of the model.
+      const after = top.find((a) => a.span.start > offset);
+      if (after !== undefined) addLeading(after.trivia, text);
+      else (ast.trailingComments ??= []).push(text);
+    }
+  };
+
   for (const comment of input.comments) {
-    const start = comment.startOffset;
+    const offset = comment.startOffset;
     const text = commentText(comment.image);
-    const prevEnd = previousCodeEnd(input.tokens, start);
-    const sameLine = prevEnd !== undefined && !input.source.slice(prevEnd, start).includes('\n');
-
-    if (headerSpan !== undefined && headerSpan.start < start && start < headerSpan.end) {
-      addLeading(ast, text);
+    const { line, column } = lines.position(offset);
+    if (input.source.slice(offset - column + 1, offset).trim() === '') {
+      ownLine(offset, text);
       continue;
     }
-    const section = sorted.find((s) => s.span.start < start && start < s.span.end);
-    if (section !== undefined) {
-      attachInSection(section, text, start, sameLine ? prevEnd : undefined);
-      continue;
+    let target: Anchor | undefined;
+    for (const a of all) {
+      if (a.lastLine !== line || a.span.end > offset) continue;
+      if (target === undefined || a.span.end > target.span.end || (a.span.end === target.span.end && a.depth > target.depth)) target = a;
     }
-    if (sameLine && headerSpan !== undefined && headerSpan.end === prevEnd) {
-      if (ast.trailingComment === undefined) ast.trailingComment = text;
-      else addLeading(ast, text);
-      continue;
+    if (target === undefined) {
+      for (const a of all) if (a.firstLine === line && a.span.start < offset && (target === undefined || a.depth > target.depth)) target = a;
     }
-    const closed = sameLine ? sorted.find((s) => s.span.end === prevEnd) : undefined;
-    if (closed !== undefined) {
-      addSectionTrailing(closed, text);
-      continue;
-    }
-    const nextSection = sorted.find((s) => s.span.start > start);
-    if (headerSpan !== undefined && headerSpan.start > start && (nextSection === undefined || headerSpan.start < nextSection.span.start)) addLeading(ast, text);
-    else if (nextSection !== undefined) addLeading(nextSection, text);
-    else (ast.trailingComments ??= []).push(text);
+    target ??= innermostContaining(offset);
+    if (target !== undefined) addTrailing(target.trivia, text);
+    else ownLine(offset, text);
   }
 }
 
-function attachInSection(section: AnySection, text: string, start: number, sameLineEnd: number | undefined): void {
-  const entries = entriesOf(section);
-  const inside = entries.find((e) => e.span.start < start && start < e.span.end);
-  if (inside !== undefined) return addLeading(inside, text);
-  const ended = sameLineEnd === undefined ? undefined : entries.find((e) => e.span.end === sameLineEnd);
-  if (ended !== undefined && ended.trailingComment === undefined) {
-    ended.trailingComment = text;
-    return;
-  }
-  const next = entries.find((e) => e.span.start > start);
-  if (next !== undefined) return addLeading(next, text);
-  addSectionTrailing(section, text);
+function addLeading(trivia: Trivia, text: string): void {
+  (trivia.leadingComments ??= []).push(text);
 }
 
-function addLeading(node: Trivia, text: string): void {
-  (node.leadingComments ??= []).push(text);
-}
-
-function addSectionTrailing(section: AnySection, text: string): void {
-  section.trailingComment = section.trailingComment === undefined ? text : `${section.trailingComment}\n${text}`;
+function addTrailing(trivia: Trivia, text: string): void {
+  if (trivia.trailingComment === undefined) trivia.trailingComment = text;
+  else addLeading(trivia, text);
 }
 
 /** `#  note ` -> ` note`: the marker, one space after it and trailing blanks go. */
 function commentText(image: string): string {
   return image.slice(1).replace(/^ /, '').trimEnd();
-}
-
-/** End offset of the last code token before `offset`. */
-function previousCodeEnd(tokens: readonly IToken[], offset: number): number | undefined {
-  let lo = 0;
-  let hi = tokens.length - 1;
-  let found: IToken | undefined;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const t = tokens[mid]!;
-    if (t.startOffset < offset) {
-      found = t;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found === undefined ? undefined : tokenSpan(found).end;
 }

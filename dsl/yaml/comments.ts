@@ -13,7 +13,7 @@
 //     becomes the trailing comment of the enclosing declaration or property when that is free, else
 //     one of its leading comments. It moves, but is not lost.
 
-import { Parser } from 'yaml';
+import type { CST } from 'yaml';
 import type { ModelAst, Trivia } from '../ast.js';
 import { LineIndex } from '../../compiler/render.js';
 import type { Entity } from './build.js';
@@ -28,8 +28,8 @@ export function commentText(raw: string): string {
   return raw.replace(/^#/, '').replace(/^ /, '').trimEnd();
 }
 
-/** Every comment of `source`, in order, read from the library's concrete syntax tree. */
-export function collectComments(source: string): YamlComment[] {
+/** Every comment, in source order, from the library's concrete syntax tree (tree.ts readYaml's tokens). */
+export function collectComments(tokens: readonly CST.Token[]): YamlComment[] {
   const found: YamlComment[] = [];
   const walk = (x: unknown, depth: number): void => {
     if (depth > 200 || x === null || typeof x !== 'object') return;
@@ -44,11 +44,7 @@ export function collectComments(source: string): YamlComment[] {
     }
     for (const value of Object.values(x)) walk(value, depth + 1);
   };
-  try {
-    for (const token of new Parser().parse(source)) walk(token, 0);
-  } catch {
-    // The library's parser does not throw on bad input; should it, comments are simply not kept.
-  }
+  walk(tokens, 0);
   const seen = new Set<number>();
   return found.filter((c) => !seen.has(c.offset) && seen.add(c.offset)).sort((a, b) => a.offset - b.offset);
 }

@@ -12,11 +12,11 @@ import { validateStructure } from './validate.js';
 
 export function parseYaml(source: string, file: string): { ast: ModelAst; diagnostics: Diagnostic[] } {
   const reporter = new Reporter(file);
-  const { root, syntaxErrors } = readYaml(source, reporter);
+  const { root, tokens, malformed } = readYaml(source, reporter);
   // After a syntax error the tree is a guess; checking its shape would mostly report the guess.
-  if (!syntaxErrors) validateStructure(root ?? { kind: 'scalar', value: null, span: { start: 0, end: 0 } }, source, reporter);
+  if (!malformed) validateStructure(root ?? { kind: 'scalar', value: null, span: { start: 0, end: 0 } }, source, reporter);
   const { ast, entities } = buildAst(root, file);
-  attachComments(source, collectComments(source), entities, ast);
+  attachComments(source, collectComments(tokens), entities, ast);
   return { ast, diagnostics: ordered(reporter.diagnostics) };
 }
 

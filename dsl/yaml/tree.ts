@@ -3,7 +3,7 @@
 // aliases (resolved, shared, bounded), keys that are not strings, duplicate keys, nulls without
 // text, and block collections whose ranges run past their last value.
 
-import { isAlias, isMap, isPair, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node as YamlNode } from 'yaml';
+import { Composer, isAlias, isMap, isPair, isScalar, isSeq, Parser, visit, type Alias, type CST, type Document, type Node as YamlNode } from 'yaml';
 import type { Span } from '../ast.js';
 import type { Reporter } from '../../compiler/diagnostics.js';
 
@@ -44,8 +44,10 @@ export const MAX_EXPANDED_VALUES = 100_000;
 export interface ReadResult {
   /** The first document's contents; undefined for a stream without documents. */
   root?: YNode;
-  /** True when the text is not well-formed YAML (WND2001 was reported). */
-  syntaxErrors: boolean;
+  /** The library's concrete syntax tree, where the comments are (see comments.ts). */
+  tokens: CST.Token[];
+  /** True when the text could not be read as one well-formed value (a diagnostic says why); its shape is not checked. */
+  malformed: boolean;
 }
 
 /** `Implicit keys need to be on a single line` -> `implicit keys need to be on a single line`. */
@@ -61,21 +63,26 @@ function clampSpan(start: number, end: number, length: number): Span {
 
 /** Parses `source`; reports syntax errors (WND2001) and structural problems found while reading (WND2004, WND2005). */
 export function readYaml(source: string, reporter: Reporter): ReadResult {
+  let tokens: CST.Token[] = [];
   let docs: Document.Parsed[];
+  let reader: TreeReader | undefined;
   try {
-    docs = [...parseAllDocuments(source, { uniqueKeys: false, prettyErrors: false, keepSourceTokens: false })];
+    // What parseAllDocuments does, keeping the tokens so that comments need no second parse.
+    tokens = [...new Parser().parse(source)];
+    docs = [...new Composer({ uniqueKeys: false }).compose(tokens)];
+    if (docs[0] !== undefined) reader = new TreeReader(docs[0], source, reporter);
   } catch (e) {
     // The library gave up (e.g. nesting beyond its stack): a syntax error at the start, never a crash.
     reporter.report('WND2001', { start: 0, end: 0 }, `the YAML could not be read: ${yamlMessage(e instanceof Error ? e.message : String(e))}`);
-    return { syntaxErrors: true };
+    return { tokens, malformed: true };
   }
   const doc = docs[0];
-  if (doc === undefined) return { syntaxErrors: false };
+  if (doc === undefined || reader === undefined) return { tokens, malformed: false };
 
-  let syntaxErrors = false;
+  let malformed = false;
   for (const d of docs) {
     for (const problem of [...d.errors, ...d.warnings]) {
-      syntaxErrors = true;
+      malformed = true;
       reporter.report('WND2001', clampSpan(problem.pos[0], problem.pos[1], source.length), yamlMessage(problem.message));
     }
   }
@@ -88,15 +95,14 @@ export function readYaml(source: string, reporter: Reporter): ReadResult {
     });
   }
 
-  const reader = new TreeReader(doc, source, reporter);
   const root = reader.read(doc.contents, undefined, 0);
   if (reader.expandedSize(root) > MAX_EXPANDED_VALUES) {
     reporter.report('WND2004', root.span, `the document expands to more than ${MAX_EXPANDED_VALUES} values through aliases`, {
       help: 'write the repeated values out instead of aliasing aliases',
     });
-    return { root: { kind: 'scalar', value: null, span: { start: root.span.start, end: root.span.start } }, syntaxErrors };
+    return { tokens, malformed: true };
   }
-  return { root, syntaxErrors };
+  return { root, tokens, malformed };
 }
 
 class TreeReader {
@@ -105,6 +111,7 @@ class TreeReader {
   private readonly inProgress = new Set<YamlNode>();
   private readonly aliasTargets = new Map<Alias, YamlNode>();
   private readonly sizes = new Map<YNode, number>();
+  private tooDeep = false;
 
   constructor(
     doc: Document.Parsed,
@@ -147,9 +154,10 @@ class TreeReader {
     }
     const known = this.done.get(node as YamlNode);
     if (known !== undefined) return known;
-    if (depth > MAX_DEPTH) {
-      const span = isScalar(node) || isMap(node) || isSeq(node) ? this.span(node.range) : { start: 0, end: 0 };
-      this.reporter.report('WND2004', { start: span.start, end: span.start + 1 > this.source.length ? span.start : span.start + 1 }, `values nested deeper than ${MAX_DEPTH} levels`);
+    if (depth > MAX_DEPTH && (isMap(node) || isSeq(node))) {
+      const span = this.span(node.range);
+      if (!this.tooDeep) this.reporter.report('WND2004', { start: span.start, end: Math.min(span.start + 1, span.end) }, `values nested deeper than ${MAX_DEPTH} levels`);
+      this.tooDeep = true;
       return { kind: 'scalar', value: null, span };
     }
     this.inProgress.add(node as YamlNode);
@@ -180,13 +188,15 @@ class TreeReader {
         if (!isPair(pair)) continue;
         const keyNode: unknown = pair.key;
         const keyRange = keyNode !== null && typeof keyNode === 'object' && 'range' in keyNode ? this.span((keyNode as { range?: number[] }).range) : undefined;
-        const key = isAlias(keyNode) ? this.read(keyNode, undefined, depth + 1) : isScalar(keyNode) ? this.read(keyNode, undefined, depth + 1) : undefined;
+        // Keys are read without descending: a key that is a collection is only described.
+        const keyTarget = isAlias(keyNode) ? this.aliasTargets.get(keyNode) : keyNode;
+        const key = isScalar(keyTarget) ? this.readNode(keyTarget, undefined, depth) : undefined;
         const valueKeySpan = keyRange ?? { start: 0, end: 0 };
         const value = this.read(pair.value, valueKeySpan, depth + 1);
         ends.push(keyRange ?? value.span, value.span);
         if (key?.kind !== 'scalar' || typeof key.value !== 'string') {
           const where = keyRange ?? value.span;
-          const found = key === undefined ? (keyNode === null || keyNode === undefined ? 'nothing' : isSeq(keyNode) ? 'a list' : 'a mapping') : describeNode(key);
+          const found = key !== undefined ? describeNode(key) : keyTarget === null || keyTarget === undefined ? 'nothing' : isSeq(keyTarget) ? 'a list' : 'a mapping';
           this.reporter.report('WND2004', where, `expected a name as key, found ${found}`, { help: 'keys are names such as `model`, `user_id` or `buckets`' });
           continue;
         }
