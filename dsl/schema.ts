@@ -23,6 +23,9 @@ import type { BlockName } from './ast.js';
 
 export type JsonSchema = { [key: string]: JsonValue };
 
+/** The call definitions a schema refers to, by definition name, collected while generating it. */
+type CallRefs = Map<string, { family: FamilyName; only?: readonly string[] }>;
+
 export const SCHEMA_DRAFT = 'http://json-schema.org/draft-07/schema#';
 
 const SECTION_DOCS: Readonly<Record<'model' | 'input' | 'features' | BlockName, string>> = {
@@ -42,7 +45,7 @@ const FAMILY_NOUNS: Readonly<Record<FamilyName, string>> = {
   decay: 'learning-rate decay',
 };
 
-/** `numeric`, `hashed`... — the definition name of one callable's parameter mapping. */
+/** `feature.hashed`: the definition name of one callee's parameter mapping. */
 function callableDefinition(family: FamilyName, name: string): string {
   return `${family}.${name}`;
 }
@@ -87,7 +90,7 @@ function jsonTypes(type: ParamType): string[] {
 const oneOrMany = (types: string[]): JsonValue => (types.length === 1 ? types[0]! : types);
 
 /** The schema of a value of `type`; `calls` collects the call definitions it refers to. */
-function valueSchema(type: ParamType, calls: Map<string, { family: FamilyName; only?: readonly string[] }>): JsonSchema {
+function valueSchema(type: ParamType, calls: CallRefs): JsonSchema {
   switch (type.kind) {
     case 'int':
     case 'number': {
@@ -139,7 +142,7 @@ function valueSchema(type: ParamType, calls: Map<string, { family: FamilyName; o
 }
 
 /** A property or argument: its value schema with the doc and default for hover help. */
-function paramSchema(param: ParamSpec, calls: Map<string, { family: FamilyName; only?: readonly string[] }>): JsonSchema {
+function paramSchema(param: ParamSpec, calls: CallRefs): JsonSchema {
   const value = valueSchema(param.type, calls);
   const described: JsonSchema = '$ref' in value ? { allOf: [value] } : value;
   const s: JsonSchema = { description: param.doc, ...described };
@@ -148,7 +151,7 @@ function paramSchema(param: ParamSpec, calls: Map<string, { family: FamilyName; 
 }
 
 /** `{kind: hashed, column: ..., buckets: ...}`: one callee's mapping, unknown keys rejected. */
-function calleeSchema(family: FamilyName, callee: CallableSpec, calls: Map<string, { family: FamilyName; only?: readonly string[] }>): JsonSchema {
+function calleeSchema(family: FamilyName, callee: CallableSpec, calls: CallRefs): JsonSchema {
   const properties: JsonSchema = { kind: { const: callee.name, description: callee.doc } };
   for (const p of callee.params) properties[p.name] = paramSchema(p, calls);
   const required = callee.params.filter((p) => p.required).map((p) => p.name);
@@ -208,7 +211,7 @@ function columnSchema(): JsonSchema {
   };
 }
 
-function blockSchema(block: BlockName, calls: Map<string, { family: FamilyName; only?: readonly string[] }>): JsonSchema {
+function blockSchema(block: BlockName, calls: CallRefs): JsonSchema {
   const properties: JsonSchema = {};
   for (const p of BLOCK_PROPS[block]) properties[p.name] = paramSchema(p, calls);
   const required = BLOCK_PROPS[block].filter((p) => p.required).map((p) => p.name);
@@ -223,7 +226,7 @@ function blockSchema(block: BlockName, calls: Map<string, { family: FamilyName; 
 
 /** The JSON Schema (draft-07) of a `.yaml` model. */
 export function buildJsonSchema(): JsonSchema {
-  const calls = new Map<string, { family: FamilyName; only?: readonly string[] }>();
+  const calls: CallRefs = new Map();
   calls.set('feature', { family: 'feature' });
   const blocks: JsonSchema = {};
   for (const block of ['wide', 'deep', 'train', 'head'] as const) blocks[block] = blockSchema(block, calls);

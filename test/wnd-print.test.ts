@@ -252,6 +252,11 @@ test('an AST built by hand (as from YAML) prints its positional parameters posit
   );
 });
 
+test('CRLF line endings and a byte order mark are read; fmt writes LF', () => {
+  const source = readFileSync(join(REPO, 'examples', 'quickstart', 'quickstart.wnd'), 'utf8');
+  assert.equal(fmt(`\uFEFF${source.replace(/\n/g, '\r\n')}`), source);
+});
+
 test('empty sections and a model without sections', () => {
   assert.equal(fmt('model m input{} wide{ }'), 'model m\n\ninput {}\n\nwide {}\n');
   assert.equal(fmt('model m'), 'model m\n');

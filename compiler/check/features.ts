@@ -395,7 +395,9 @@ export class FeatureChecker {
   ): { values: Literal[]; file: string | null } | undefined {
     const file = fromFile?.file ?? null;
     if (values.length === 0) {
-      this.reporter.report('WND4013', span, 'the vocabulary is empty');
+      this.reporter.report('WND4013', span, fromFile === undefined ? 'the vocabulary is empty' : `vocabulary file ${JSON.stringify(fromFile.file)} is empty`, {
+        help: fromFile === undefined ? 'list at least one value' : 'write the values into it, one per line',
+      });
       return undefined;
     }
     const seen = new Map<Literal, number>();

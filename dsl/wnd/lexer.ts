@@ -187,11 +187,15 @@ function unexpectedHelp(text: string): { help?: string } {
   return {};
 }
 
-/** Printable characters as written; others (control characters, odd whitespace) as `U+XXXX`. */
+/** The characters in backticks: printable ones as written, others (and the backtick) as `U+XXXX`; long runs cut. */
 function showCharacters(text: string): string {
-  const shown = [...text].map((c) => (/^[\x21-\x7e]$/.test(c) || (c.codePointAt(0)! > 0xa0 && /\S/.test(c)) ? c : `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`));
-  const joined = shown.join('');
-  return joined.includes('`') ? `\`\` ${joined} \`\`` : `\`${joined}\``;
+  const chars = [...text];
+  const shown = chars.slice(0, 16).map((c) => {
+    const code = c.codePointAt(0)!;
+    const printable = c !== '`' && ((code >= 0x21 && code <= 0x7e) || (code > 0xa0 && /\S/u.test(c) && !(code >= 0xd800 && code <= 0xdfff)));
+    return printable ? c : `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  });
+  return `\`${shown.join('')}${chars.length > 16 ? '…' : ''}\``;
 }
 
 /** The value of a string token (quotes removed, JSON escapes decoded) and the spans of invalid escapes. */

@@ -38,7 +38,7 @@ export interface YEntry {
 
 /** Nesting deeper than this is no model file; it is cut off with a diagnostic instead of overflowing the stack. */
 const MAX_DEPTH = 64;
-/** Values a document may expand to through aliases (a "billion laughs" file stops here). */
+/** Values aliases may add to a document when written out (a "billion laughs" file stops here). */
 export const MAX_EXPANDED_VALUES = 100_000;
 
 export interface ReadResult {
@@ -96,8 +96,8 @@ export function readYaml(source: string, reporter: Reporter): ReadResult {
   }
 
   const root = reader.read(doc.contents, undefined, 0);
-  if (reader.expandedSize(root) > MAX_EXPANDED_VALUES) {
-    reporter.report('WND2004', root.span, `the document expands to more than ${MAX_EXPANDED_VALUES} values through aliases`, {
+  if (reader.expandedSize(root) - reader.distinctValues > MAX_EXPANDED_VALUES) {
+    reporter.report('WND2004', root.span, `aliases expand the document by more than ${MAX_EXPANDED_VALUES} values`, {
       help: 'write the repeated values out instead of aliasing aliases',
     });
     return { tokens, malformed: true };
@@ -112,6 +112,8 @@ class TreeReader {
   private readonly aliasTargets = new Map<Alias, YamlNode>();
   private readonly sizes = new Map<YNode, number>();
   private tooDeep = false;
+  /** Values read, each once however often it is aliased. */
+  distinctValues = 0;
 
   constructor(
     doc: Document.Parsed,
@@ -168,6 +170,7 @@ class TreeReader {
   }
 
   private readNode(node: unknown, keySpan: Span | undefined, depth: number): YNode {
+    this.distinctValues++;
     if (isScalar(node)) {
       const v = node.value;
       const span = this.span(node.range);
@@ -225,18 +228,17 @@ class TreeReader {
   private collectionSpan(range: readonly number[] | null | undefined, flow: boolean, children: Span[]): Span {
     const whole = this.span(range);
     if (flow || children.length === 0) return whole;
-    const end = Math.max(...children.map((c) => c.end));
+    const end = children.reduce((max, c) => Math.max(max, c.end), whole.start);
     return { start: whole.start, end: Math.max(whole.start, Math.min(end, whole.end)) };
   }
 
-  /** How many values the tree stands for with every alias written out (memoised, so linear in the DAG). */
+  /** How many values the tree stands for with every alias written out (memoised, so linear in the DAG; a double, so no overflow). */
   expandedSize(node: YNode): number {
     const known = this.sizes.get(node);
     if (known !== undefined) return known;
     let size = 1;
     if (node.kind === 'seq') for (const item of node.items) size += this.expandedSize(item);
     if (node.kind === 'map') for (const e of node.entries) size += this.expandedSize(e.value);
-    size = Math.min(size, MAX_EXPANDED_VALUES + 1);
     this.sizes.set(node, size);
     return size;
   }

@@ -70,7 +70,8 @@ const SIZE_PATTERN_MARK = '[KMGT]i?B|B';
 function describeExpected(types: readonly string[], schema: JsonSchema): string {
   const pattern = typeof schema['pattern'] === 'string' ? schema['pattern'] : undefined;
   if (pattern?.includes(SIZE_PATTERN_MARK)) return 'a size (such as `16GiB`) or a number of bytes';
-  const named = pattern === NAME_PATTERN.source || types.includes('object') || Array.isArray(schema['enum']) || pattern !== undefined;
+  // Strings the language writes bare: references, enum values, metrics, and callee names.
+  const named = pattern !== undefined || types.includes('object') || Array.isArray(schema['enum']);
   const words = types.map((t) => {
     switch (t) {
       case 'object':
@@ -82,7 +83,7 @@ function describeExpected(types: readonly string[], schema: JsonSchema): string 
       case 'number':
         return 'a number';
       case 'boolean':
-        return '`true` or `false`';
+        return types.length === 1 ? '`true` or `false`' : '`true`/`false`';
       case 'string':
         return named ? 'a name' : 'a string';
       default:
