@@ -295,8 +295,8 @@ class EncoderWriter {
     const block = new Block(`${role}: column ${quoted(columnName)}`, null);
     const column = this.readColumn(block, columnName, 'v', () => 'counters.roleDefaults++');
     if (column.list || !types.includes(column.type)) throw new Error(`internal: ${role} column ${JSON.stringify(columnName)} has type ${columnTypeName(column)}`);
-    // A string group (a request id as text) becomes a number through the value hash.
-    block.lines.push(column.type === 'string' ? `${target} = ${this.use('hashValue')}(v);` : `${target} = v;`);
+    // A text group (a request id as a string) becomes a number through the value hash.
+    block.lines.push(column.type === 'string' ? `${target} = ${this.use('textGroupId')}(v);` : `${target} = v;`);
     this.blocks.push(block);
   }
 
@@ -505,33 +505,56 @@ class EncoderWriter {
       fromData = true;
       return `s.${field}`;
     };
-    const target = `out.numeric, ${offset}, v`;
-    let store: string;
+    // The normalisation is written out here rather than called: a double passed to or returned
+    // from a call that V8 does not inline into a large encodeRow is boxed on the heap, once per
+    // row. runtime/transforms.ts has the same formulas as functions, and a test checks they agree.
+    const lines: string[] = [];
+    const clamped = (x: string, lo: string, hi: string): string => `${hi} > ${lo} ? Math.min(1, Math.max(0, (${x} - ${lo}) / (${hi} - ${lo}))) : 0`;
+    const logged = (x: string, scale: string): string => `Math.log2(1 + ${scale}Math.max(0, ${x}))`;
+    const target = `out.numeric[${offset}]`;
     switch (feature.norm) {
       case 'none':
-        store = `out.numeric[${offset}] = v;`;
+        lines.push(`${target} = v;`);
         break;
       case 'log_count':
-        store = `${this.use('logCountInto')}(${target});`;
+        lines.push(`${target} = ${logged('v', '')};`);
         break;
-      case 'minmax':
-        store = `${this.use('minMaxInto')}(${target}, ${stat('min')}, ${stat('max')});`;
+      case 'minmax': {
+        const { min, max } = feature.stats;
+        if (min !== undefined && max !== undefined) {
+          // Both fixed: the guard and the range are decided here, with the same double arithmetic.
+          const shifted = min === 0 ? 'v' : `(v - ${num(min)})`;
+          lines.push(max > min ? `${target} = Math.min(1, Math.max(0, ${shifted} / ${num(max - min)}));` : `${target} = 0;`);
+        } else {
+          lines.push(`${target} = ${clamped('v', stat('min'), stat('max'))};`);
+        }
         break;
-      case 'zscore':
-        store = `${this.use('zScoreInto')}(${target}, ${stat('mean')}, ${stat('std')});`;
+      }
+      case 'zscore': {
+        const std = stat('std');
+        const fixedStd = feature.stats.std;
+        if (fixedStd !== undefined && !(fixedStd > 0)) lines.push(`${target} = 0;`);
+        else if (fixedStd !== undefined) lines.push(`${target} = (v - ${stat('mean')}) / ${std};`);
+        else lines.push(`${target} = ${std} > 0 ? (v - ${stat('mean')}) / ${std} : 0;`);
         break;
-      case 'log_01scaled':
-        store = `${this.use('log01ScaledInto')}(${target}, ${stat('min')}, ${stat('max')});`;
-        break;
+      }
       case 'log_count_minmax':
-        store = `${this.use('logCountMinMaxInto')}(${target}, ${stat('min')}, ${stat('max')});`;
+      case 'log_01scaled': {
+        const scale = feature.norm === 'log_01scaled' ? '1000 * ' : '';
+        lines.push(
+          `const lo = ${logged(stat('min'), scale)};`,
+          `const hi = ${logged(stat('max'), scale)};`,
+          `const x = ${logged('v', scale)};`,
+          `${target} = ${clamped('x', 'lo', 'hi')};`,
+        );
         break;
+      }
     }
     if (fromData) {
       block.lines.push(`const s = stats[${str(feature.name)}];`);
       this.statsUsed = true;
     }
-    block.lines.push(store);
+    block.lines.push(...lines);
     this.blocks.push(block);
   }
 }
@@ -560,8 +583,10 @@ function describe(feature: FeatureIR): string {
   switch (feature.kind) {
     case 'numeric':
       return `numeric(${quoted(feature.column)}, norm: ${feature.norm})`;
-    case 'bucketized':
-      return `bucketized(${quoted(feature.column)}, boundaries: ${literal(feature.boundaries)})`;
+    case 'bucketized': {
+      const boundaries = feature.boundaries.length <= 12 ? oneLine(feature.boundaries) : `${feature.boundaries.length} values`;
+      return `bucketized(${quoted(feature.column)}, boundaries: ${boundaries})`;
+    }
     case 'hashed':
       return `hashed(${quoted(feature.column)}, buckets: ${buckets})`;
     case 'identity':
@@ -635,7 +660,7 @@ function printModule(ir: ModelIR, encoder: EncoderWriter, body: string[]): strin
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
     docs: ['The model IR this module was generated from.'],
-    declarations: [{ name: 'ir', type: 'ModelIR', initializer: literal(ir) }],
+    declarations: [{ name: 'ir', type: 'ModelIR', initializer: IR_PLACEHOLDER }],
   });
 
   file.addInterface({
@@ -696,7 +721,18 @@ function printModule(ir: ModelIR, encoder: EncoderWriter, body: string[]): strin
   file.addExportAssignment({ isExportEquals: false, expression: 'defineModel<RawRow, NumericStats>(ir, encodeRow)' });
 
   file.formatText(FORMAT);
-  return file.getFullText();
+  return spliceIr(file.getFullText(), literal(ir));
+}
+
+// ts-morph re-parses the whole file after each change, so the IR literal (megabytes with a large
+// vocabulary) joins only at the end; literal() lays it out as the formatter would.
+const IR_PLACEHOLDER = '__WNDC_IR_LITERAL__';
+const IR_LINE = new RegExp(`^(export const ir: ModelIR = )${IR_PLACEHOLDER};$`, 'm');
+
+function spliceIr(text: string, irLiteral: string): string {
+  // Spec text never starts a line (newlines in it are escaped), so this matches our line only.
+  if (text.match(new RegExp(IR_LINE, 'gm'))?.length !== 1) throw new Error('internal: the IR placeholder line is not unique');
+  return text.replace(IR_LINE, (_, head: string) => `${head}${irLiteral};`);
 }
 
 function roleOf(ir: ModelIR, column: string): string {

@@ -53,7 +53,7 @@ export class MissingColumnError extends Error {
 // ---------------------------------------------------------------------------------------------
 // MurmurHash3 x86_32 (Austin Appleby, public domain), on 32-bit integer arithmetic.
 
-/** Seed of every value hash (hashed features, hashed bags, out-of-vocabulary buckets). */
+/** Seed of every value hash: hashed features and bags, out-of-vocabulary buckets, text group ids. */
 export const HASH_SEED = 0;
 /** Seed of cross hashes: the 32-bit golden ratio, fixed forever (shards depend on it). */
 export const CROSS_SEED = 0x9e3779b9;
@@ -235,6 +235,14 @@ export function hashValue(value: string | number, seed: number = HASH_SEED): num
 /** The id of a hashed value: hashValue(value) mod buckets. */
 export function hashBucket(value: string | number, buckets: number): number {
   return valueHashMod(value, HASH_SEED, buckets);
+}
+
+/** Text group ids (request ids as strings) hash into [0, 2^30): integers V8 keeps unboxed. */
+export const TEXT_GROUP_BUCKETS = 2 ** 30;
+
+/** The number that stands for a text group id in an encoded row: hashBucket(text, 2^30). */
+export function textGroupId(text: string): number {
+  return valueHashMod(text, HASH_SEED, TEXT_GROUP_BUCKETS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,34 +457,6 @@ export function logCountMinMax(x: number, min: number, max: number): number {
 
 export function log01Scaled(x: number, min: number, max: number): number {
   return minMax(log01(x), log01(min), log01(max));
-}
-
-// The same, stored straight into an encoded row's numeric vector; emitted modules call these. The
-// formulas are written out with Math builtins only: a double returned from a call that V8 does
-// not inline is boxed on the heap, once per row. A test checks that both forms agree.
-
-export function minMaxInto(out: Float32Array, offset: number, x: number, min: number, max: number): void {
-  out[offset] = max > min ? Math.min(1, Math.max(0, (x - min) / (max - min))) : 0;
-}
-
-export function zScoreInto(out: Float32Array, offset: number, x: number, mean: number, std: number): void {
-  out[offset] = std > 0 ? (x - mean) / std : 0;
-}
-
-export function logCountInto(out: Float32Array, offset: number, x: number): void {
-  out[offset] = Math.log2(1 + Math.max(0, x));
-}
-
-export function logCountMinMaxInto(out: Float32Array, offset: number, x: number, min: number, max: number): void {
-  const lo = Math.log2(1 + Math.max(0, min));
-  const hi = Math.log2(1 + Math.max(0, max));
-  out[offset] = hi > lo ? Math.min(1, Math.max(0, (Math.log2(1 + Math.max(0, x)) - lo) / (hi - lo))) : 0;
-}
-
-export function log01ScaledInto(out: Float32Array, offset: number, x: number, min: number, max: number): void {
-  const lo = Math.log2(1 + 1000 * Math.max(0, min));
-  const hi = Math.log2(1 + 1000 * Math.max(0, max));
-  out[offset] = hi > lo ? Math.min(1, Math.max(0, (Math.log2(1 + 1000 * Math.max(0, x)) - lo) / (hi - lo))) : 0;
 }
 
 export type StatField = 'min' | 'max' | 'mean' | 'std';

@@ -19,6 +19,10 @@ function compile(schema: object) {
   return validate;
 }
 
+let generated: ReturnType<typeof compile> | undefined;
+/** The generated schema, compiled once for the tests that validate documents with it. */
+const validator = () => (generated ??= compile(buildJsonSchema()));
+
 test('the committed dsl/wnd.schema.json is exactly what buildJsonSchema() generates', () => {
   const committed = readFileSync(SCHEMA_PATH, 'utf8');
   assert.equal(committed, `${JSON.stringify(buildJsonSchema(), null, 2)}\n`, 'run `node --import tsx dsl/write-schema.ts`');
@@ -32,7 +36,7 @@ test('ajv compiles the committed schema in strict mode without warnings', () => 
 });
 
 test('the YAML form of the quickstart validates', () => {
-  const validate = compile(buildJsonSchema());
+  const validate = validator();
   const valid = validate(parse(quickstartYaml));
   assert.deepEqual(validate.errors ?? [], []);
   assert.equal(valid, true);
@@ -71,7 +75,7 @@ test('a call may be a bare name only when its callee has no required parameters'
   assert.deepEqual(bareCallees('initializer'), ['zeros', 'normal', 'truncated_normal', 'uniform', 'glorot_uniform', 'glorot_normal']);
   assert.deepEqual(bareCallees('decay'), ['none']);
   assert.deepEqual(bareCallees('optimizer'), []);
-  const validate = compile(buildJsonSchema());
+  const validate = validator();
   const deep = (extra: object) => ({ model: 'm', deep: { features: ['a'], hidden_units: [8], optimizer: { kind: 'adam', learning_rate: 0.1 }, ...extra } });
   assert.equal(validate(deep({ init: 'zeros' })), true);
   assert.equal(validate(deep({ init: 'constant' })), false);
@@ -81,7 +85,7 @@ test('a call may be a bare name only when its callee has no required parameters'
 });
 
 test('schema rejects what the YAML form cannot be: unknown keys, missing required keys, wrong shapes', () => {
-  const validate = compile(buildJsonSchema());
+  const validate = validator();
   const base = parse(quickstartYaml) as Record<string, Record<string, unknown>>;
   const withFeature = (feature: object) => ({ ...base, features: { ...base['features'], extra: feature } });
   assert.equal(validate(withFeature({ kind: 'hashed', column: 'user', buckets: 10 })), true);

@@ -21,6 +21,7 @@ import {
   murmur3Bytes,
   murmur3Int32s,
   murmur3String,
+  textGroupId,
   Vocabulary,
   vocabularyBag,
   zScore,
@@ -175,6 +176,8 @@ function runExample(call: string, args: unknown[]): unknown {
       const length = crossBags(Int32Array.from(bags.flat()), offsets, Int32Array.from(bags.map((b) => b.length)), args[1] as number, out, 0, maxLen, c);
       return [...out.subarray(0, length)];
     }
+    case 'textGroupId':
+      return textGroupId(args[0] as string);
     case 'identityId':
       return identityId(args[0] as number, args[1] as number, args[2] as number, c);
     case 'bucketize':

@@ -277,6 +277,16 @@ test('WND2004: wrong YAML shapes', () => {
   ]);
 });
 
+test('WND2004: under an unknown kind, a value the AST cannot hold is reported rather than dropped', () => {
+  const source = 'model: m\nfeatures:\n  x: {kind: hashd, a: , b: {c: 1}, d: [1, ~]}\n';
+  const a = at(source, 'a: ,').start;
+  assert.deepEqual(diagnose(source), [
+    { code: 'WND2004', span: { start: a, end: a + 1 }, message: 'expected a value for `a`, found nothing' },
+    { code: 'WND2004', span: at(source, '{c: 1}'), message: 'expected a value or a call `{kind: ...}` for `b`, found a mapping' },
+    { code: 'WND2004', span: at(source, '~'), message: 'expected a value for `d`, found nothing' },
+  ]);
+});
+
 test('WND2005: a duplicate key is reported at the second key, pointing at the first', () => {
   const source = 'model: m\ninput:\n  a: int\n  a: float\nmodel: n\n';
   const { ast, diagnostics } = parseYaml(source, 'm.yaml');

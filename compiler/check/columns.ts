@@ -3,7 +3,7 @@
 import type { ColumnDecl, Ident, InputSection, Value } from '../../dsl/ast.js';
 import { describeValue } from '../../dsl/ast.js';
 import { COLUMN_ROLES, COLUMN_TYPES, NAME_PATTERN } from '../../dsl/language.js';
-import { didYouMean, type Reporter } from '../diagnostics.js';
+import { didYouMean, suggestNames, type Reporter } from '../diagnostics.js';
 import type { ColumnIR, ColumnType, Literal, RolesIR } from '../ir.js';
 
 export interface ColumnInfo {
@@ -17,6 +17,8 @@ export interface ColumnInfo {
 export interface CheckedColumns {
   columns: Map<string, ColumnInfo>;
   roles: { label?: ColumnInfo; group?: ColumnInfo; weight?: ColumnInfo };
+  /** Roles that an unknown role was probably meant to be (already reported), e.g. `label` for `lable`. */
+  misspeltRoles: Set<string>;
 }
 
 export function parseColumnType(text: string): { type: ColumnType; list: boolean } | undefined {
@@ -50,6 +52,7 @@ function plainName(name: string): string | undefined {
 export function checkColumns(section: InputSection | undefined, reporter: Reporter): CheckedColumns {
   const columns = new Map<string, ColumnInfo>();
   const roles: CheckedColumns['roles'] = {};
+  const misspeltRoles = new Set<string>();
   for (const decl of section?.columns ?? []) {
     checkName(decl.name, 'column', reporter);
     const parsed = parseColumnType(decl.type.text);
@@ -69,9 +72,9 @@ export function checkColumns(section: InputSection | undefined, reporter: Report
     } else {
       columns.set(decl.name.name, info);
     }
-    if (decl.role !== undefined) checkRole(decl.role, info, roles, reporter);
+    if (decl.role !== undefined) checkRole(decl.role, info, roles, misspeltRoles, reporter);
   }
-  return { columns, roles };
+  return { columns, roles, misspeltRoles };
 }
 
 function checkDefault(value: Value, type: ColumnType, list: boolean, decl: ColumnDecl, reporter: Reporter): Literal | Literal[] | undefined {
@@ -100,12 +103,20 @@ function checkDefault(value: Value, type: ColumnType, list: boolean, decl: Colum
   return scalar(value) ?? bad();
 }
 
-function checkRole(role: Ident, info: ColumnInfo, roles: CheckedColumns['roles'], reporter: Reporter): void {
+function checkRole(role: Ident, info: ColumnInfo, roles: CheckedColumns['roles'], misspelt: Set<string>, reporter: Reporter): void {
   const name = role.name;
   if (!(COLUMN_ROLES as readonly string[]).includes(name)) {
-    reporter.report('WND3010', role.span, `unknown column role \`@${name}\``, {
-      help: didYouMean(name, COLUMN_ROLES) ?? `expected ${COLUMN_ROLES.map((r) => `\`@${r}\``).join(', ')}`,
-    });
+    // Only YAML can spell a role with its `@` (`role: "@label"`): the role is then named without it.
+    const bare = name.replace(/^@/, '');
+    const close = (COLUMN_ROLES as readonly string[]).includes(bare) ? [bare] : suggestNames(bare, COLUMN_ROLES);
+    close.forEach((r) => misspelt.add(r));
+    if (bare !== name && close[0] === bare) {
+      reporter.report('WND3010', role.span, `the role is written without \`@\` here, found \`${name}\``, { help: `write \`${bare}\`` });
+    } else {
+      reporter.report('WND3010', role.span, `unknown column role \`@${bare}\``, {
+        help: didYouMean(bare, COLUMN_ROLES) ?? `expected ${COLUMN_ROLES.map((r) => `\`@${r}\``).join(', ')}`,
+      });
+    }
     return;
   }
   const key = name as keyof CheckedColumns['roles'];

@@ -4,7 +4,7 @@
 import type { CallValue, Span, Value } from '../../dsl/ast.js';
 import { didYouMean, type Reporter } from '../diagnostics.js';
 import type { FeatureIR, FeatureOutput, IdMapping, InitializerIR, Literal, Normalisation, NumericStats } from '../ir.js';
-import { typeText, type ColumnInfo } from './columns.js';
+import { checkName, typeText, type ColumnInfo } from './columns.js';
 import { initializerIR } from './calls.js';
 import { argValue, ValueChecker, type ResolvedCall } from './values.js';
 
@@ -261,7 +261,11 @@ export class FeatureChecker {
           return undefined;
         }
         info.init = a.init === undefined ? { kind: 'truncated_normal', mean: 0, stddev: 1 / Math.sqrt(a.dim) } : initializerIR(a.init);
-        if (typeof a.share === 'string') info.share = a.share;
+        if (typeof a.share === 'string') {
+          // A share name names a table (`deep/shared/<share>`), so it follows the rules of names.
+          if (!checkName({ name: a.share, span: argValue(info.call.args, 'share')!.span }, 'share group', this.reporter)) return undefined;
+          info.share = a.share;
+        }
         const combiner = (a.combiner as 'mean' | 'sum' | 'sqrtn' | undefined) ?? src.combiner;
         return { name, kind: 'embedding', feature: a.feature as string, table: '', combiner, output: { type: 'dense', width: a.dim } };
       }

@@ -25,8 +25,9 @@ export function checkModel(ast: ModelAst, reporter: Reporter, files: FileAccess)
     reporter.report('WND5007', anchor, 'the model has neither a `wide` nor a `deep` block', { help: 'add `wide { features: [...] optimizer: ftrl(learning_rate: 0.2) }` or a `deep` block' });
   }
 
-  const { columns, roles } = checkColumns(ast.input, reporter);
-  if (ast.input !== undefined && roles.label === undefined) {
+  const { columns, roles, misspeltRoles } = checkColumns(ast.input, reporter);
+  // A misspelt `@label` is reported as such; its absence is the same mistake.
+  if (ast.input !== undefined && roles.label === undefined && !misspeltRoles.has('label')) {
     reporter.report('WND5001', ast.input.keyword.span, 'no column is marked `@label`', { help: 'mark the click column, e.g. `clicked: int @label`' });
   }
 
@@ -106,7 +107,9 @@ function registerDeepItems(deep: Block, features: FeatureChecker, reporter: Repo
   const list = propValue(deep, 'features');
   if (list === undefined) return [];
   if (list.type !== 'list') {
-    reporter.report('WND4005', list.span, 'expected a list of features for `features`');
+    reporter.report('WND4005', list.span, 'expected a list of features for `features`', {
+      help: list.type === 'text' ? `write a list: \`[${list.value}]\`` : list.type === 'call' ? `write a list: \`[${list.callee.name}(...)]\`` : 'write a list: `[...]`',
+    });
     return [];
   }
   const out: { name: string; span: Span }[] = [];

@@ -15,7 +15,7 @@ export function parseYaml(source: string, file: string): { ast: ModelAst; diagno
   const { root, tokens, malformed } = readYaml(source, reporter);
   // After a syntax error the tree is a guess; checking its shape would mostly report the guess.
   if (!malformed) validateStructure(root ?? { kind: 'scalar', value: null, span: { start: 0, end: 0 } }, source, reporter);
-  const { ast, entities } = buildAst(root, file);
+  const { ast, entities } = buildAst(root, file, reporter);
   attachComments(source, collectComments(tokens), entities, ast);
   return { ast, diagnostics: ordered(reporter.diagnostics) };
 }

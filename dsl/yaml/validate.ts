@@ -176,18 +176,21 @@ export function validateStructure(root: YNode, source: string, reporter: Reporte
     const misspelt = new Set(unknown.filter((u) => u.path === path).flatMap((u) => suggestNames(u.key, m.names)));
     const names = m.names.filter((n) => !misspelt.has(n));
     if (names.length === 0) continue;
-    const props = propertiesOf(m.schema);
     const where = isRoot(loc) ? 'at the top level' : `in ${placeOf(loc)}`;
-    const span = isRoot(loc) && loc.node.kind === 'map' ? { start: loc.node.span.start, end: loc.node.span.start } : missingKeySpan(loc.node, loc.keySpan);
-    const glued = loc.node.kind === 'map' ? loc.node.entries.find((e) => names.some((n) => e.key.startsWith(`${n}:`))) : undefined;
-    const help =
-      glued !== undefined
-        ? `put a space after the colon: \`${glued.key.replace(':', ': ')}\``
-        : names.length === 1
-        ? `add \`${names[0]}: ...\`${descriptionOf(props[names[0]!]) === undefined ? '' : ` (${descriptionOf(props[names[0]!])})`}`
-        : `add ${names.map((n) => `\`${n}: ...\``).join(' and ')}`;
+    // The top-level mapping is the whole file: point at its start rather than underline it all.
+    const span = isRoot(loc) ? { start: loc.node.span.start, end: loc.node.span.start } : missingKeySpan(loc.node, loc.keySpan);
+    const help = missingKeyHelp(names, loc.node, propertiesOf(m.schema));
     reporter.report('WND2003', span, `missing ${names.length === 1 ? 'key' : 'keys'} ${listWords(names)} ${where}`, { help });
   }
+}
+
+function missingKeyHelp(names: readonly string[], node: YNode, props: JsonSchema): string {
+  // `{kind:ftrl}` reads as one key `kind:ftrl` in YAML, so `kind` is missing.
+  const glued = node.kind === 'map' ? node.entries.find((e) => names.some((n) => e.key.startsWith(`${n}:`))) : undefined;
+  if (glued !== undefined) return `put a space after the colon: \`${glued.key.replace(':', ': ')}\``;
+  if (names.length > 1) return `add ${names.map((n) => `\`${n}: ...\``).join(' and ')}`;
+  const doc = descriptionOf(props[names[0]!]);
+  return `add \`${names[0]}: ...\`${doc === undefined ? '' : ` (${doc})`}`;
 }
 
 function unknownKeyHelp(key: string, allowed: readonly string[], present: ReadonlySet<string>): string | undefined {
