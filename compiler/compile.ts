@@ -7,7 +7,7 @@ import type { ModelAst } from '../dsl/ast.js';
 import { parseWnd } from '../dsl/wnd/parse.js';
 import { parseYaml } from '../dsl/yaml/parse.js';
 import { checkModel } from './check/model.js';
-import { dedupeDiagnostics, hasErrors, Reporter, type Diagnostic } from './diagnostics.js';
+import { dedupeDiagnostics, hasErrors, Reporter, type Diagnostic, type DiagnosticCode } from './diagnostics.js';
 import type { ModelIR } from './ir.js';
 
 export type SourceFormat = 'wnd' | 'yaml';
@@ -45,16 +45,21 @@ export interface CompileResult {
 export function compileSource(source: string, file: string, format: SourceFormat, options: CompileOptions = {}): CompileResult {
   const parsed = parseSource(source, file, format);
   const reporter = new Reporter(file);
-  reporter.diagnostics.push(...parsed.diagnostics);
   const baseDir = options.baseDir ?? dirname(resolve(file));
   const read = options.readText ?? readTextOrUndefined;
-  // A file that does not parse still gets its semantic checks: every error in one run.
+  // A file that does not parse still gets its semantic checks, so one run shows every error; but
+  // what recovery may have lost (a section, a parameter) is not reported as missing.
   const ir = checkModel(parsed.ast, reporter, { readText: (p) => read(resolve(baseDir, p)) });
-  const diagnostics = sortDiagnostics(dedupeDiagnostics(reporter.diagnostics));
+  const syntaxBroken = hasErrors(parsed.diagnostics);
+  const semantic = syntaxBroken ? reporter.diagnostics.filter((d) => d.severity === 'error' && !AFTER_SYNTAX_ERRORS_UNRELIABLE.has(d.code)) : reporter.diagnostics;
+  const diagnostics = sortDiagnostics(dedupeDiagnostics([...parsed.diagnostics, ...semantic]));
   const result: CompileResult = { diagnostics, ast: parsed.ast };
   if (ir !== undefined && !hasErrors(diagnostics)) result.ir = ir;
   return result;
 }
+
+/** Checks about what is absent, which a syntax error's recovery can cause rather than the user. */
+const AFTER_SYNTAX_ERRORS_UNRELIABLE: ReadonlySet<DiagnosticCode> = new Set(['WND3007', 'WND5001', 'WND5007']);
 
 /** Errors before warnings, each in source order, so the first thing read is the first thing to fix. */
 function sortDiagnostics(diagnostics: Diagnostic[]): Diagnostic[] {

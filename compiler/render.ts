@@ -62,17 +62,20 @@ export function renderDiagnostic(d: Diagnostic, source: string, options: RenderO
   const head = paint(color, d.severity === 'error' ? '1;31' : '1;33', `${d.severity}[${d.code}]`);
   const lines = [`${head}${paint(color, '1', `: ${d.message}`)}`];
   const start = index.position(d.span.start);
-  lines.push(`  --> ${d.file}:${start.line}:${start.column}`);
-  lines.push(...codeFrame(index, d.span, color, d.severity === 'error' ? '1;31' : '1;33'));
+  const frame = codeFrame(index, d.span, color, d.severity === 'error' ? '1;31' : '1;33');
+  // Arrow and notes line up with the frame's `|`, whose column depends on the widest line number.
+  const pad = ' '.repeat(frame.gutter);
+  lines.push(`${pad}--> ${d.file}:${start.line}:${start.column}`);
+  lines.push(...frame.lines);
   for (const r of d.related ?? []) {
     const p = index.position(r.span.start);
-    lines.push(`   = note: ${r.message} (${d.file}:${p.line}:${p.column})`);
+    lines.push(`${pad} = note: ${r.message} (${d.file}:${p.line}:${p.column})`);
   }
-  if (d.help !== undefined) lines.push(`   = ${paint(color, '1;36', 'help')}: ${d.help}`);
+  if (d.help !== undefined) lines.push(`${pad} = ${paint(color, '1;36', 'help')}: ${d.help}`);
   return lines.join('\n');
 }
 
-function codeFrame(index: LineIndex, span: Span, color: boolean, markColor: string): string[] {
+function codeFrame(index: LineIndex, span: Span, color: boolean, markColor: string): { lines: string[]; gutter: number } {
   const start = index.position(span.start);
   const end = index.position(Math.max(span.start, span.end - 1));
   const lastLine = Math.min(end.line, start.line + 3);
@@ -87,7 +90,7 @@ function codeFrame(index: LineIndex, span: Span, color: boolean, markColor: stri
     const width = span.end > span.start ? to - from : 1;
     out.push(`${bar} ${' '.repeat(from)}${paint(color, markColor, '^'.repeat(Math.max(1, width)))}`);
   }
-  return out;
+  return { lines: out, gutter };
 }
 
 /** The machine form: what `--format json` prints, one object per diagnostic. */

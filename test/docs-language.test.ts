@@ -237,7 +237,7 @@ function paramsOf(owner: string): readonly ParamSpec[] | undefined {
 }
 
 /** How a parameter table writes a type: `int ≥ 1`, `number in [0, 1)`, `[feature name], ≥ 2 items`. */
-export function typeLabel(t: ParamType): string {
+function typeLabel(t: ParamType): string {
   switch (t.kind) {
     case 'int':
     case 'number': {
@@ -269,7 +269,7 @@ export function typeLabel(t: ParamType): string {
 }
 
 /** How a parameter table writes a default: `required`, `—` (unset), or the value as in `.wnd`. */
-export function defaultLabel(p: ParamSpec): string {
+function defaultLabel(p: ParamSpec): string {
   if (p.required) return 'required';
   if (p.default === undefined) return '—';
   const show = (v: JsonValue): string => (Array.isArray(v) ? `[${v.map(show).join(', ')}]` : String(v));
