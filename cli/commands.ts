@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileSource, parseSource, type CompileResult, type SourceFormat } from '../compiler/compile.js';
-import { emitModule } from '../compiler/emit.js';
 import { hasErrors } from '../compiler/diagnostics.js';
 import { writeFileAtomic } from '../compiler/fs.js';
 import { inspectText, inspectJson } from '../compiler/inspect.js';
@@ -26,7 +25,7 @@ export function checkCommand(file: string, opts: { format?: string }, io: CliIO)
   return hasErrors(result.diagnostics) ? EXIT.diagnostics : EXIT.ok;
 }
 
-export function compileCommand(file: string, opts: { format?: string; outDir?: string }, io: CliIO): number {
+export async function compileCommand(file: string, opts: { format?: string; outDir?: string }, io: CliIO): Promise<number> {
   const format = parseDiagnosticFormat(opts.format);
   const spec = readSpec(file, io);
   const result = compileSpec(spec);
@@ -37,6 +36,8 @@ export function compileCommand(file: string, opts: { format?: string; outDir?: s
   const outDir = opts.outDir === undefined ? dirname(spec.absolute) : resolve(io.cwd, opts.outDir);
   const modulePath = join(outDir, `${result.ir.model}.model.ts`);
   const irPath = join(outDir, `${result.ir.model}.ir.json`);
+  // ts-morph (and the TypeScript compiler inside it) loads only when a module is emitted.
+  const { emitModule } = await import('../compiler/emit.js');
   writeFileAtomic(modulePath, emitModule(result.ir));
   writeFileAtomic(irPath, `${JSON.stringify(result.ir, null, 2)}\n`);
   const written = [modulePath, irPath].map((p) => relative(io.cwd, p) || basename(p));

@@ -27,7 +27,7 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .argument('<file>', 'a model spec (.wnd, .yaml)')
     .option('-o, --out-dir <dir>', 'output folder (default: next to the spec)')
     .option('--format <format>', 'diagnostics as text or json', 'text')
-    .action((file: string, opts: { format?: string; outDir?: string }) => setExit(compileCommand(file, opts, io)));
+    .action(async (file: string, opts: { format?: string; outDir?: string }) => setExit(await compileCommand(file, opts, io)));
 
   program
     .command('inspect')

@@ -10,18 +10,8 @@ import { compileSource, type SourceFormat } from '../compiler/compile.js';
 import { printYaml } from '../dsl/yaml/print.js';
 import { parseWnd } from '../dsl/wnd/parse.js';
 import { REPO } from './support/paths.js';
+import { seededRandom as rng } from './support/random.js';
 
-/** mulberry32: a small, good-enough seeded generator. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const wndSources = readdirSync(join(REPO, 'examples')).map((d) => readFileSync(join(REPO, 'examples', d, `${d}.wnd`), 'utf8'));
 const yamlSources = wndSources.map((s) => printYaml(parseWnd(s, 'x.wnd').ast));

@@ -11,6 +11,7 @@ import { parseWnd } from '../dsl/wnd/parse.js';
 import { printWnd } from '../dsl/wnd/print.js';
 import type { Diagnostic } from '../compiler/diagnostics.js';
 import { REPO } from './support/paths.js';
+import { seededRandom as rng } from './support/random.js';
 
 const quickstart = readFileSync(join(REPO, 'examples', 'quickstart', 'quickstart.wnd'), 'utf8');
 
@@ -490,17 +491,6 @@ test('diagnostics come in source order', () => {
 
 // --- robustness -----------------------------------------------------------------------------------
 
-/** mulberry32: a small seeded generator, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function parseSafely(source: string, label: string): void {
   let result;

@@ -5,19 +5,11 @@ import type { Span } from '../dsl/ast.js';
 import type { Diagnostic } from '../compiler/diagnostics.js';
 import { parseWnd } from '../dsl/wnd/parse.js';
 import { parseYaml } from '../dsl/yaml/parse.js';
+import { seededRandom as random } from './support/random.js';
+import { stripSpans } from './support/ast.js';
 
 const quickstart = readFileSync(new URL('./fixtures/quickstart.yaml', import.meta.url), 'utf8');
 
-/** The AST without spans: what the two front ends must agree on. */
-function stripSpans(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(stripSpans);
-  if (x !== null && typeof x === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(x)) if (k !== 'span') out[k] = stripSpans(v);
-    return out;
-  }
-  return x;
-}
 
 /** The span of the `nth` occurrence of `needle` in `source`. */
 function at(source: string, needle: string, nth = 1): Span {
@@ -400,17 +392,6 @@ function assertAllSpansIn(x: unknown, source: string): void {
   }
 }
 
-/** mulberry32: a small seeded generator, so a failing case can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('fuzz: thousands of seeded mutations and truncations of the quickstart never throw and keep spans in the source', () => {
   const pieces = ['{', '}', '[', ']', ':', ': ', ',', '-', '- ', '#', '"', "'", '&a ', '*a', '!!str ', '?', '|', '>', '\n', '\n  ', '\t', ' ', 'kind', 'model', '---', '\\', 'x', '0', '1e999', 'null', '~'];

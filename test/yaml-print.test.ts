@@ -5,18 +5,10 @@ import type { Arg, CallValue, ModelAst, Span, Value } from '../dsl/ast.js';
 import { parseWnd } from '../dsl/wnd/parse.js';
 import { parseYaml } from '../dsl/yaml/parse.js';
 import { numberText, printYaml, quoteYaml } from '../dsl/yaml/print.js';
+import { stripSpans } from './support/ast.js';
 
 const quickstart = readFileSync(new URL('./fixtures/quickstart.yaml', import.meta.url), 'utf8');
 
-function stripSpans(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(stripSpans);
-  if (x !== null && typeof x === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(x)) if (k !== 'span') out[k] = stripSpans(v);
-    return out;
-  }
-  return x;
-}
 
 function parseClean(source: string): ModelAst {
   const { ast, diagnostics } = parseYaml(source, 'm.yaml');
