@@ -28,8 +28,12 @@ export interface RawSource {
   /** The files, in the order they are read. */
   readonly files: readonly string[];
   readonly format: RawFormat;
-  /** Reads every row once, in order, in chunks of bounded size (memory stays bounded). */
-  chunks(): AsyncIterable<RawChunk>;
+  /**
+   * Reads every row once, in order, in chunks of bounded size (memory stays bounded). A row that
+   * cannot be read (wrong type, wrong field count, ...) throws a DataError, unless `onBadRow` is
+   * given: then it is passed there, skipped, and reading goes on (`--max-bad-rows`).
+   */
+  chunks(onBadRow?: (error: DataError) => void): AsyncIterable<RawChunk>;
   close(): Promise<void>;
 }
 
