@@ -1,0 +1,78 @@
+// The engine interface: what the trainer asks of an engine, whatever runs it (TensorFlow.js on the
+// CPU, wndc's CUDA addon on NVIDIA GPUs). It is deliberately small and batch-level, so that a GPU
+// engine can fuse a whole step, and it exposes gradients so that every hand-written backward pass
+// can be checked against TensorFlow.js autodiff.
+//
+// Parameters are named as in the IR: `wide/<feature>` and `wide/numeric` tables (rows x 1),
+// `wide/bias` (1), `deep/<embedding>` or `deep/shared/<share>` tables (rows x dim),
+// `deep/dense_<i>/kernel` (inputs x units, row-major), `deep/dense_<i>/bias` (units), the same for
+// `deep/logit`, and `deep/dense_<i>/gamma|beta|moving_mean|moving_variance` with batch norm.
+
+import type { ModelIR } from '../../compiler/ir.js';
+import type { Batch } from '../data/contracts.js';
+
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Gradient of one table, as TensorFlow's IndexedSlices: unique rows and their gradient rows. */
+export interface SparseGradient {
+  name: string;
+  /** Unique row ids, ascending. */
+  rows: Int32Array;
+  /** rows.length x dim, row-major. */
+  values: Float32Array;
+  dim: number;
+}
+
+export interface Gradients {
+  /** Mean weighted binary cross-entropy of the batch. */
+  loss: number;
+  dense: NamedTensor[];
+  sparse: SparseGradient[];
+}
+
+export interface StepResult {
+  loss: number;
+  /** Steps skipped by dynamic loss scaling (fp16) since the engine started. */
+  skippedSteps: number;
+}
+
+export interface LearningRates {
+  wide: number;
+  deep: number;
+}
+
+export interface EngineCapabilities {
+  /** Mixed-precision modes this engine can run ('bf16', 'fp16'); empty when none. */
+  mixedPrecision: readonly ('bf16' | 'fp16')[];
+  /** Human-readable device, e.g. `CPU (tfjs wasm, 2 threads)` or `NVIDIA H100 80GB HBM3`. */
+  device: string;
+}
+
+export interface Engine {
+  readonly name: string;
+  readonly capabilities: EngineCapabilities;
+  /** Creates the parameters and optimizer slots of `ir`, initialised from `seed` (bit-identical per seed on one engine). */
+  build(ir: ModelIR, seed: number): Promise<void>;
+  /** Sigmoid click probabilities of the batch's first `size` rows (dropout off). */
+  predict(batch: Batch): Promise<Float32Array>;
+  /** Loss and gradients of the batch (dropout on, seeded by `step`); parameters unchanged. */
+  gradients(batch: Batch, step: number): Promise<Gradients>;
+  /** One training step: gradients, then each part's optimizer with its learning rate. */
+  trainStep(batch: Batch, step: number, lr: LearningRates): Promise<StepResult>;
+  /** Every parameter and optimizer slot (slots named `<param>/<slot>`), for checkpoints and parity tests. */
+  state(): Promise<NamedTensor[]>;
+  /** Restores what `state()` returned; names and shapes must match. */
+  loadState(tensors: readonly NamedTensor[]): Promise<void>;
+  dispose(): void;
+}
+
+/** `--amp` on an engine that cannot do it: says which engine can. */
+export class UnsupportedPrecisionError extends Error {
+  constructor(engine: string, mode: string) {
+    super(`the ${engine} engine cannot train in mixed precision (${mode}); use \`--engine cuda\` on an NVIDIA GPU, or drop \`--amp\``);
+  }
+}
