@@ -60,6 +60,7 @@ export const CATALOG = {
   WND4013: { severity: 'error', title: 'invalid vocabulary' },
   WND4014: { severity: 'error', title: 'vocabulary file unreadable' },
   WND4015: { severity: 'error', title: 'conflicting parameters' },
+  WND4016: { severity: 'error', title: 'feature reads the label column' },
   // model-level
   WND5001: { severity: 'error', title: 'missing label column' },
   WND5002: { severity: 'error', title: 'role given twice' },
@@ -69,6 +70,7 @@ export const CATALOG = {
   WND5006: { severity: 'error', title: 'tables exceed memory budget' },
   WND5007: { severity: 'error', title: 'missing section' },
   WND5008: { severity: 'error', title: 'cyclic feature definition' },
+  WND5009: { severity: 'error', title: 'shared embedding initializers differ' },
   // warnings
   WND6001: { severity: 'warning', title: 'feature used by neither part' },
   WND6002: { severity: 'warning', title: 'unused column' },

@@ -119,7 +119,7 @@ export interface WideIR {
   combiner: 'sum';
   optimizer: OptimizerIR;
   schedule: ScheduleIR;
-  /** One table per categorical feature: `wide/<feature>`; numerics share one weight vector `wide/numeric`. */
+  /** One table per categorical feature: `wide/features/<feature>`; numerics share one weight vector `wide/numeric`. */
   tables: string[];
   numericFeatures: string[];
 }

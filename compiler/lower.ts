@@ -86,7 +86,7 @@ function lowerWide(m: CheckedModel, byName: Map<string, FeatureIR>, tables: Tabl
   const slots = optimizerSlots(optimizer);
   const wideTables = categorical.map((name) => {
     const out = byName.get(name)!.output as { buckets: number };
-    return pushTable(tables, { name: `wide/${name}`, part: 'wide', rows: out.buckets, dim: 1, features: [name], init: { kind: 'zeros' } }, slots);
+    return pushTable(tables, { name: `wide/features/${name}`, part: 'wide', rows: out.buckets, dim: 1, features: [name], init: { kind: 'zeros' } }, slots);
   });
   if (numericFeatures.length > 0) {
     wideTables.push(pushTable(tables, { name: 'wide/numeric', part: 'wide', rows: numericFeatures.length, dim: 1, features: numericFeatures, init: { kind: 'zeros' } }, slots));
@@ -104,11 +104,12 @@ function lowerDeep(m: CheckedModel, byName: Map<string, FeatureIR>, tables: Tabl
   const d = m.deep;
   const optimizer: OptimizerIR = d?.optimizer ?? { kind: 'sgd', learningRate: 0, momentum: 0, nesterov: false };
   const slots = optimizerSlots(optimizer);
-  // Every embedding gets a table; embeddings of one share group get one table together.
+  // Every embedding the tower reads gets a table; embeddings of one share group get one table together.
+  const read = new Set(d?.inputs ?? []);
   const shareTable = new Map<string, TableIR>();
   for (const info of m.features) {
     const ir = info.ir;
-    if (ir?.kind !== 'embedding') continue;
+    if (ir?.kind !== 'embedding' || !read.has(ir.name)) continue;
     const src = byName.get(ir.feature)!.output as { buckets: number };
     const init = info.init as InitializerIR;
     if (info.share !== undefined) {
@@ -119,7 +120,7 @@ function lowerDeep(m: CheckedModel, byName: Map<string, FeatureIR>, tables: Tabl
         continue;
       }
     }
-    const name = info.share !== undefined ? `deep/shared/${info.share}` : `deep/${ir.name}`;
+    const name = info.share !== undefined ? `deep/shared/${info.share}` : `deep/embeddings/${ir.name}`;
     const dim = ir.output.type === 'dense' ? ir.output.width : 0;
     pushTable(tables, { name, part: 'deep', rows: src.buckets, dim, features: [ir.name], init }, slots);
     ir.table = name;
@@ -137,10 +138,10 @@ function lowerDeep(m: CheckedModel, byName: Map<string, FeatureIR>, tables: Tabl
   let fanIn = offset;
   const activation = d?.activation ?? 'relu';
   hiddenUnits.forEach((units, i) => {
-    layers.push(denseLayer(`deep/dense_${i}`, fanIn, units, activation, d?.batchNorm ?? false));
+    layers.push(denseLayer(`deep/layers/dense_${i}`, fanIn, units, activation, d?.batchNorm ?? false));
     fanIn = units;
   });
-  if (d !== undefined) layers.push(denseLayer('deep/logit', fanIn, 1, 'linear', false));
+  if (d !== undefined) layers.push(denseLayer('deep/layers/logit', fanIn, 1, 'linear', false));
   return {
     inputs,
     inputWidth: offset,

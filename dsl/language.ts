@@ -49,6 +49,9 @@ export interface CallableSpec {
 export type FamilyName = 'feature' | 'optimizer' | 'initializer' | 'decay';
 
 const posInt: ParamType = { kind: 'int', min: 1 };
+/** Ids are stored as int32 (shards, GPU tables), so an id space holds at most 2^31 - 1 ids. */
+export const MAX_ID_SPACE = 2147483647;
+const idSpace: ParamType = { kind: 'int', min: 1, max: MAX_ID_SPACE };
 const nonNegative: ParamType = { kind: 'number', min: 0 };
 const positive: ParamType = { kind: 'number', min: 0, exclusiveMin: true };
 const learningRate: ParamSpec = { name: 'learning_rate', type: positive, required: true, doc: 'step size' };
@@ -87,14 +90,14 @@ export const FEATURE_KINDS: readonly CallableSpec[] = [
   {
     name: 'hashed',
     doc: 'an int or string column hashed into a fixed number of buckets',
-    params: [column, { name: 'buckets', type: posInt, required: true, doc: 'number of hash buckets' }],
+    params: [column, { name: 'buckets', type: idSpace, required: true, doc: 'number of hash buckets' }],
   },
   {
     name: 'identity',
     doc: 'an int column whose values are already ids in [0, buckets)',
     params: [
       column,
-      { name: 'buckets', type: posInt, required: true, doc: 'number of ids' },
+      { name: 'buckets', type: idSpace, required: true, doc: 'number of ids' },
       { name: 'default_id', type: { kind: 'int', min: 0 }, default: 0, doc: 'id given to values outside [0, buckets) (they are counted)' },
     ],
   },
@@ -105,7 +108,7 @@ export const FEATURE_KINDS: readonly CallableSpec[] = [
       column,
       { name: 'values', type: { kind: 'list', of: { kind: 'literal' }, minItems: 1 }, doc: 'the vocabulary, inline' },
       { name: 'file', type: { kind: 'string' }, doc: 'a vocabulary file, one value per line, relative to the spec' },
-      { name: 'oov_buckets', type: posInt, default: 1, doc: 'buckets for values not in the vocabulary' },
+      { name: 'oov_buckets', type: idSpace, default: 1, doc: 'buckets for values not in the vocabulary' },
     ],
   },
   {
@@ -116,10 +119,10 @@ export const FEATURE_KINDS: readonly CallableSpec[] = [
       { name: 'max_len', type: posInt, required: true, doc: 'longest list kept; longer lists are truncated (and counted)' },
       { name: 'combiner', type: { kind: 'enum', values: COMBINERS }, default: 'mean', doc: 'how an embedding reduces the bag' },
       { name: 'by', type: { kind: 'enum', values: ID_MAPPINGS }, doc: 'how values become ids: identity (int lists), hash (string lists) or vocabulary; inferred when absent' },
-      { name: 'buckets', type: posInt, doc: 'number of ids (identity) or hash buckets (hash)' },
+      { name: 'buckets', type: idSpace, doc: 'number of ids (identity) or hash buckets (hash)' },
       { name: 'values', type: { kind: 'list', of: { kind: 'literal' }, minItems: 1 }, doc: 'the vocabulary, inline (by: vocabulary)' },
       { name: 'file', type: { kind: 'string' }, doc: 'a vocabulary file (by: vocabulary)' },
-      { name: 'oov_buckets', type: posInt, default: 1, doc: 'out-of-vocabulary buckets (by: vocabulary)' },
+      { name: 'oov_buckets', type: idSpace, default: 1, doc: 'out-of-vocabulary buckets (by: vocabulary)' },
       { name: 'default_id', type: { kind: 'int', min: 0 }, default: 0, doc: 'id for out-of-range values (by: identity)' },
     ],
   },
@@ -128,7 +131,8 @@ export const FEATURE_KINDS: readonly CallableSpec[] = [
     doc: 'two or more categorical features crossed and hashed into buckets',
     params: [
       { name: 'features', type: { kind: 'list', of: { kind: 'ref', to: 'feature' }, minItems: 2 }, required: true, positional: 'rest', doc: 'the categorical features crossed' },
-      { name: 'buckets', type: posInt, required: true, doc: 'number of hash buckets' },
+      { name: 'buckets', type: idSpace, required: true, doc: 'number of hash buckets' },
+      { name: 'max_len', type: posInt, doc: 'most crossed ids kept per row when bags are crossed (default: the product of the bags\' max_len, up to 256)' },
     ],
   },
   {
@@ -287,13 +291,13 @@ export const DEEP_ITEM: ParamType = {
 
 export const BLOCK_PROPS: Readonly<Record<'wide' | 'deep' | 'train' | 'head', readonly ParamSpec[]>> = {
   wide: [
-    { name: 'features', type: { kind: 'list', of: { kind: 'ref', to: 'feature' } }, required: true, doc: 'categorical and numeric features of the linear part' },
+    { name: 'features', type: { kind: 'list', of: { kind: 'ref', to: 'feature' }, minItems: 1 }, required: true, doc: 'categorical and numeric features of the linear part' },
     { name: 'combiner', type: { kind: 'enum', values: ['sum'] }, default: 'sum', doc: 'how multi-valued features are reduced (sum, as a linear model does)' },
     { name: 'optimizer', type: { kind: 'call', family: 'optimizer' }, required: true, doc: 'optimizer of the wide weights and the bias' },
     ...schedule,
   ],
   deep: [
-    { name: 'features', type: { kind: 'list', of: DEEP_ITEM }, required: true, doc: 'embeddings, indicators and numeric features concatenated as the tower input' },
+    { name: 'features', type: { kind: 'list', of: DEEP_ITEM, minItems: 1 }, required: true, doc: 'embeddings, indicators and numeric features concatenated as the tower input' },
     { name: 'hidden_units', type: { kind: 'list', of: posInt, minItems: 1 }, required: true, doc: 'width of each hidden layer' },
     { name: 'activation', type: { kind: 'enum', values: ACTIVATIONS }, default: 'relu', doc: 'hidden-layer activation' },
     { name: 'dropout', type: { kind: 'number', min: 0, max: 1, exclusiveMax: true }, default: 0, doc: 'dropout rate after each hidden layer' },
@@ -353,3 +357,6 @@ export function parseMetric(text: string): { name: string; k?: number } | undefi
 
 /** Names in the spec: plain identifiers, so they are safe in files, flags and generated code. */
 export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Words the `.wnd` language reserves: they cannot name a model, column, feature or share group. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(['true', 'false']);

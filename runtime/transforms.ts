@@ -257,9 +257,11 @@ export function identityId(value: number, buckets: number, defaultId: number, co
 
 /**
  * The bucket of `value` among strictly increasing `boundaries` (TensorFlow semantics): bucket i
- * holds boundaries[i-1] <= x < boundaries[i], i.e. the count of boundaries <= x. NaN goes to 0.
+ * holds boundaries[i-1] <= x < boundaries[i], i.e. the count of boundaries <= x. NaN goes to the
+ * last bucket, as TensorFlow's kernel (an upper_bound search, where every comparison with NaN fails).
  */
 export function bucketize(value: number, boundaries: readonly number[]): number {
+  if (value !== value) return boundaries.length;
   let lo = 0;
   let hi = boundaries.length;
   while (lo < hi) {

@@ -129,7 +129,7 @@ test('inspect --json reports the Outbrain recipe: 54 features, deep input width 
   const embeddings = deepTables.reduce((s, t) => s + t.rows * t.dim, 0);
   const wide = out.tables.filter((t) => t.name.startsWith('wide/')).reduce((s, t) => s + t.rows * t.dim, 0) + 1;
   assert.equal(out.parameters, dense + embeddings + wide);
-  assert.deepEqual(out.tables.find((t) => t.name === 'deep/ad_id_embedding'), { name: 'deep/ad_id_embedding', part: 'deep', rows: 250000, dim: 128, parameters: 32000000, bytes: 32000000 * 4 * 2 });
+  assert.deepEqual(out.tables.find((t) => t.name === 'deep/embeddings/ad_id_embedding'), { name: 'deep/embeddings/ad_id_embedding', part: 'deep', rows: 250000, dim: 128, parameters: 32000000, bytes: 32000000 * 4 * 2 });
   assert.equal(Math.round(out.flopsPerExample.train / 1e5) / 10, 33.3);
 });
 
@@ -137,7 +137,7 @@ test('inspect prints the tables for people', async () => {
   const r = await wndc(['inspect', 'examples/outbrain/outbrain.wnd']);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^model outbrain \(IR v1\)\n  features            54\n  deep input width    1328\n/);
-  assert.match(r.stdout, /deep\/dense_0\s+1,328\s+1,024\s+1,360,896/);
+  assert.match(r.stdout, /deep\/layers\/dense_0\s+1,328\s+1,024\s+1,360,896/);
 });
 
 test('fmt --check passes on the examples and fails on a messy file, which fmt then rewrites', async () => {

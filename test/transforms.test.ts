@@ -217,7 +217,7 @@ test('identity keeps integers in range and counts the rest', () => {
 
 test('bucketize counts the boundaries at or below the value', () => {
   const boundaries = [-5, 0, 2.5];
-  assert.deepEqual([-10, -5, -4.9, 0, 2.4999, 2.5, 1e9, -Infinity, Infinity, NaN].map((v) => bucketize(v, boundaries)), [0, 1, 1, 2, 2, 3, 3, 0, 3, 0]);
+  assert.deepEqual([-10, -5, -4.9, 0, 2.4999, 2.5, 1e9, -Infinity, Infinity, NaN].map((v) => bucketize(v, boundaries)), [0, 1, 1, 2, 2, 3, 3, 0, 3, 3]);
   assert.equal(bucketize(3, [7]), 0);
   assert.equal(bucketize(7, [7]), 1);
 });

@@ -2,7 +2,7 @@
 
 import type { ColumnDecl, Ident, InputSection, Value } from '../../dsl/ast.js';
 import { describeValue } from '../../dsl/ast.js';
-import { COLUMN_ROLES, COLUMN_TYPES, NAME_PATTERN } from '../../dsl/language.js';
+import { COLUMN_ROLES, COLUMN_TYPES, NAME_PATTERN, RESERVED_NAMES } from '../../dsl/language.js';
 import { didYouMean, suggestNames, type Reporter } from '../diagnostics.js';
 import type { ColumnIR, ColumnType, Literal, RolesIR } from '../ir.js';
 
@@ -32,6 +32,10 @@ export function typeText(type: ColumnType | undefined, list: boolean): string {
 }
 
 export function checkName(ident: Ident, what: string, reporter: Reporter): boolean {
+  if (RESERVED_NAMES.has(ident.name)) {
+    reporter.report('WND3011', ident.span, `\`${ident.name}\` is a reserved word and cannot name a ${what}`, { help: `rename it, e.g. \`${ident.name}_${what}\`` });
+    return false;
+  }
   if (NAME_PATTERN.test(ident.name)) return true;
   // Backticks read best; a name with a backtick or an invisible character is shown JSON-quoted instead.
   const shown = /^[\x21-\x5f\x61-\x7e]+$/.test(ident.name) ? `\`${ident.name}\`` : JSON.stringify(ident.name);

@@ -30,6 +30,9 @@ export interface FileAccess {
 
 const VIEW_KINDS = new Set(['embedding', 'indicator']);
 
+/** Crossed bags keep at most this many ids per row unless `max_len` says otherwise. */
+export const MAX_CROSS_LEN = 256;
+
 export function isView(ir: FeatureIR): boolean {
   return VIEW_KINDS.has(ir.kind);
 }
@@ -42,6 +45,7 @@ export class FeatureChecker {
     private readonly reporter: Reporter,
     private readonly columns: Map<string, ColumnInfo>,
     private readonly files: FileAccess,
+    private readonly labelColumn?: string,
   ) {
     this.values = new ValueChecker(reporter);
   }
@@ -120,6 +124,12 @@ export class FeatureChecker {
       });
       return undefined;
     }
+    if (name === this.labelColumn) {
+      this.reporter.report('WND4016', span, `\`${args.kind}\` reads the label column \`${name}\`: the model would see the answer`, {
+        help: 'read another column; the label is only the training target',
+      });
+      return undefined;
+    }
     return col.type === undefined ? undefined : col;
   }
 
@@ -140,7 +150,7 @@ export class FeatureChecker {
 
   private lowerFeature(info: FeatureInfo, a: ResolvedCall, path: FeatureInfo[]): FeatureIR | undefined {
     const name = info.name;
-    const categorical = (buckets: number, multivalent = false, maxLen = 1, combiner: 'mean' | 'sum' | 'sqrtn' = 'sum', weighted = false): FeatureOutput => ({
+    const categorical = (buckets: number, multivalent = false, maxLen = 1, combiner: 'mean' | 'sum' | 'sqrtn' = 'mean', weighted = false): FeatureOutput => ({
       type: 'categorical',
       buckets,
       multivalent,
@@ -229,7 +239,16 @@ export class FeatureChecker {
           maxLen *= src.maxLen;
         });
         if (!ok || typeof a.buckets !== 'number') return undefined;
-        return { name, kind: 'crossed', features: names, output: categorical(a.buckets, multivalent, maxLen, 'sum') };
+        // Crossing bags multiplies their lengths; rows keep at most max_len crossed ids.
+        if (typeof a.max_len === 'number') {
+          maxLen = Math.min(maxLen, a.max_len);
+        } else if (maxLen > MAX_CROSS_LEN) {
+          this.reporter.report('WND4007', info.call.callee.span, `crossing these bags gives up to ${maxLen} ids per row, more than ${MAX_CROSS_LEN}`, {
+            help: `add \`max_len: ...\` to keep the first crossed ids of each row (at most ${MAX_CROSS_LEN} without it)`,
+          });
+          return undefined;
+        }
+        return { name, kind: 'crossed', features: names, output: categorical(a.buckets, multivalent, maxLen) };
       }
       case 'weighted': {
         const src = this.featureArg(info, a, path, 'weighted');
@@ -254,7 +273,7 @@ export class FeatureChecker {
       case 'embedding': {
         const src = this.featureArg(info, a, path, 'embedding');
         if (src === undefined || typeof a.dim !== 'number') return undefined;
-        if (typeof a.combiner === 'string' && !src.multivalent) {
+        if (typeof a.combiner === 'string' && !src.multivalent && !src.weighted) {
           this.reporter.report('WND4003', argValue(info.call.args, 'combiner')!.span, `\`${a.feature}\` holds one id per row, so a combiner has nothing to combine`, {
             help: 'remove `combiner`, or embed a multi-valued feature such as `multi_hot(...)`',
           });

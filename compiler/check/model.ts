@@ -31,7 +31,7 @@ export function checkModel(ast: ModelAst, reporter: Reporter, files: FileAccess)
     reporter.report('WND5001', ast.input.keyword.span, 'no column is marked `@label`', { help: 'mark the click column, e.g. `clicked: int @label`' });
   }
 
-  const features = new FeatureChecker(reporter, columns, files);
+  const features = new FeatureChecker(reporter, columns, files, roles.label?.decl.name.name);
   for (const decl of ast.features?.features ?? []) {
     if (!checkName(decl.name, 'feature', reporter)) continue;
     features.add(decl.name.name, decl.name.span, decl.value, false);
@@ -112,6 +112,10 @@ function registerDeepItems(deep: Block, features: FeatureChecker, reporter: Repo
     });
     return [];
   }
+  if (list.items.length === 0) {
+    reporter.report('WND4007', list.span, '`features` needs at least 1 item, found 0', { help: 'list the embeddings, indicators and numeric features the tower reads' });
+    return [];
+  }
   const out: { name: string; span: Span }[] = [];
   for (const item of list.items) {
     if (item.type === 'text') {
@@ -185,6 +189,15 @@ function duplicateInPart(name: string, span: Span, seen: Map<string, Span>, part
 
 function checkSchedule(block: Block | undefined, props: Record<string, JsonValue> | undefined, reporter: Reporter): void {
   if (block === undefined || props === undefined) return;
+  const optimizer = props.optimizer as { kind?: string } | undefined;
+  const decay = props.decay as { kind?: string; alpha?: number; end_learning_rate?: number } | undefined;
+  const reachesZero = (decay?.kind === 'cosine' && decay.alpha === 0) || (decay?.kind === 'polynomial' && decay.end_learning_rate === 0);
+  if (optimizer?.kind === 'ftrl' && reachesZero) {
+    // FTRL divides by the learning rate: a rate of 0 gives NaN weights (TensorFlow too).
+    reporter.report('WND4006', propValue(block, 'decay')!.span, '`ftrl` divides by the learning rate, and this decay brings it to 0', {
+      help: decay?.kind === 'cosine' ? 'give the decay a floor, e.g. `cosine(steps: ..., alpha: 0.01)`' : 'give the decay a floor, e.g. `end_learning_rate: 0.0001`',
+    });
+  }
   if (props.warmup_steps !== undefined && props.warmup_epochs !== undefined) {
     reporter.report('WND4015', propValue(block, 'warmup_epochs')!.span, 'give the warm-up either in `warmup_steps` or in `warmup_epochs`, not both', { help: 'remove one of them' });
   }
@@ -215,6 +228,12 @@ function checkShares(features: FeatureChecker, reporter: Reporter): void {
       reporter.report('WND5005', argValue(info.call.args, 'feature')?.span ?? info.call.span, `embeddings sharing \`${info.share}\` must read features of one domain: \`${info.ir.feature}\` has ${rows(info)} buckets, \`${lead.feature}\` has ${rows(leader)}`, {
         help: 'give both features the same number of buckets, or stop sharing',
         related: [{ span: argValue(leader.call.args, 'feature')?.span ?? leader.call.span, message: 'the first member of the share group' }],
+      });
+    } else if (info.call.args.some((a) => a.name.name === 'init') && JSON.stringify(info.init) !== JSON.stringify(leader.init)) {
+      // One table has one initializer: a different one on a later member would be silently ignored.
+      reporter.report('WND5009', argValue(info.call.args, 'init')!.span, `embeddings sharing \`${info.share}\` have one table, initialised once: this \`init\` differs from \`${lead.feature}\`'s`, {
+        help: 'give every member the same `init`, or set it on the first member only',
+        related: [{ span: argValue(leader.call.args, 'init')?.span ?? leader.call.span, message: 'the table is initialised as set here' }],
       });
     }
   }

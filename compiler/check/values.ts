@@ -125,7 +125,7 @@ export class ValueChecker {
         }
         const problem = rangeProblem(n, type);
         if (problem !== undefined) {
-          if (type.kind === 'int' && type.min === 1) return this.notPositiveInt(value, name, context);
+          if (type.kind === 'int' && type.min === 1 && n < 1) return this.notPositiveInt(value, name, context);
           const code: DiagnosticCode = family === 'optimizer' ? 'WND4006' : 'WND4007';
           const subject = context.item ? `items of \`${name}\` must be` : `\`${name}\` must be`;
           const help = rangeHelp(name, context.spec);

@@ -69,7 +69,7 @@ export function readYaml(source: string, reporter: Reporter): ReadResult {
   try {
     // What parseAllDocuments does, keeping the tokens so that comments need no second parse.
     tokens = [...new Parser().parse(source)];
-    docs = [...new Composer({ uniqueKeys: false }).compose(tokens)];
+    docs = [...new Composer({ uniqueKeys: false, intAsBigInt: true }).compose(tokens)];
     if (docs[0] !== undefined) reader = new TreeReader(docs[0], source, reporter);
   } catch (e) {
     // The library gave up (e.g. nesting beyond its stack): a syntax error at the start, never a crash.
@@ -176,7 +176,15 @@ class TreeReader {
       const span = this.span(node.range);
       if (v === null || v === undefined) return { kind: 'scalar', value: null, span: span.end > span.start || keySpan === undefined ? span : keySpan };
       if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return { kind: 'scalar', value: v, span };
-      if (typeof v === 'bigint') return { kind: 'scalar', value: Number(v), span };
+      if (typeof v === 'bigint') {
+        // Integers are read exactly, so one beyond 2^53 is reported rather than silently rounded (as `.wnd` does).
+        // BigInt has no negative zero; the source text keeps it.
+        const n = v === 0n && this.source.slice(span.start, span.end).trimStart().startsWith('-') ? -0 : Number(v);
+        if (!Number.isSafeInteger(n)) {
+          this.reporter.report('WND1006', span, `the integer ${v} is too large to be represented exactly`, { help: `integers must lie within ±${Number.MAX_SAFE_INTEGER}` });
+        }
+        return { kind: 'scalar', value: n, span };
+      }
       return { kind: 'scalar', value: this.source.slice(span.start, span.end), span };
     }
     if (isSeq(node)) {
@@ -248,7 +256,9 @@ class TreeReader {
 export function describeScalar(node: YScalar): string {
   if (node.value === null) return 'nothing';
   if (typeof node.value === 'boolean') return `\`${node.value}\``;
-  return typeof node.value === 'number' ? 'a number' : 'a string';
+  if (typeof node.value !== 'number') return 'a string';
+  if (Number.isNaN(node.value)) return '`.nan`';
+  return Number.isFinite(node.value) ? 'a number' : 'an infinite number';
 }
 
 export function describeNode(node: YNode): string {

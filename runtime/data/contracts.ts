@@ -9,7 +9,10 @@ import type { ModelIR } from '../../compiler/ir.js';
 export type RawValue = number | string | boolean | null | readonly (number | string | null)[];
 export type RawRecord = Record<string, RawValue | undefined>;
 
-/** Where a raw row came from, for error messages: file and 1-based row (data rows, header excluded). */
+/**
+ * Where a raw row came from, for error messages: file and 1-based row (data rows, header
+ * excluded); row 0 means the file as a whole (a missing column, a corrupt header or schema).
+ */
 export interface RowOrigin {
   file: string;
   row: number;
@@ -49,7 +52,8 @@ export class DataError extends Error {
     readonly column: string | null,
     readonly problem: string,
   ) {
-    super(`${origin.file}:${origin.row}${column === null ? '' : ` column \`${column}\``}: ${problem}`);
+    // Row 0 stands for the file as a whole (its header or schema): no row is named.
+    super(`${origin.file}${origin.row > 0 ? `:${origin.row}` : ''}${column === null ? '' : ` column \`${column}\``}: ${problem}`);
   }
 }
 
@@ -65,7 +69,13 @@ export interface ShardManifest {
   stats: Record<string, Record<string, number>>;
   split: 'train' | 'valid';
   rows: number;
-  shards: { file: string; rows: number; bytes: number }[];
+  shards: {
+    file: string;
+    rows: number;
+    bytes: number;
+    /** Byte offset and length of each column's values in the file, for readers that mmap it. */
+    buffers?: Record<string, { offset: number; bytes: number }>;
+  }[];
   /** Whether rows of one group are contiguous (needed for grouped evaluation batches). */
   groupsContiguous: boolean;
   counters: Record<string, Record<string, number>>;

@@ -3,10 +3,12 @@
 // engine can fuse a whole step, and it exposes gradients so that every hand-written backward pass
 // can be checked against TensorFlow.js autodiff.
 //
-// Parameters are named as in the IR: `wide/<feature>` and `wide/numeric` tables (rows x 1),
-// `wide/bias` (1), `deep/<embedding>` or `deep/shared/<share>` tables (rows x dim),
-// `deep/dense_<i>/kernel` (inputs x units, row-major), `deep/dense_<i>/bias` (units), the same for
-// `deep/logit`, and `deep/dense_<i>/gamma|beta|moving_mean|moving_variance` with batch norm.
+// Parameters are named from the IR, in paths that cannot collide with feature names:
+// `wide/features/<feature>` and `wide/numeric` tables (rows x 1), `wide/bias` (1),
+// `deep/embeddings/<embedding>` or `deep/shared/<share>` tables (rows x dim) — always ir.tables[].name —
+// and for each of ir.deep.layers (`deep/layers/dense_<i>`, `deep/layers/logit`): `<layer>/kernel`
+// (inputs x units, row-major), `<layer>/bias` (units), and with batch norm
+// `<layer>/gamma|beta|moving_mean|moving_variance`.
 
 import type { ModelIR } from '../../compiler/ir.js';
 import type { Batch } from '../data/contracts.js';
