@@ -1,9 +1,7 @@
 // The compiler's commands: check, compile, inspect, fmt, convert. Each reads its inputs, calls the
 // programmatic API and prints; each returns its exit code.
 
-import { readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { compileSource, parseSource, type CompileResult, type SourceFormat } from '../compiler/compile.js';
 import { hasErrors } from '../compiler/diagnostics.js';
 import { writeFileAtomic } from '../compiler/fs.js';
@@ -13,7 +11,7 @@ import { printWnd } from '../dsl/wnd/print.js';
 import { printYaml } from '../dsl/yaml/print.js';
 import { EXIT, parseDiagnosticFormat, printDiagnostics, readSpec, UsageError, type CliIO, type SpecFile } from './io.js';
 
-function compileSpec(spec: SpecFile): CompileResult {
+export function compileSpec(spec: SpecFile): CompileResult {
   return compileSource(spec.source, spec.path, spec.format, { baseDir: dirname(spec.absolute) });
 }
 
@@ -112,20 +110,4 @@ export function convertCommand(file: string, opts: { to?: string; output?: strin
     io.stderr(`wrote ${opts.output}\n`);
   }
   return EXIT.ok;
-}
-
-/** The package version, found by walking up from this file (works from sources and from dist/). */
-export function readVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'wndc' && pkg.version !== undefined) return pkg.version;
-    } catch {
-      // not here; keep walking up
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return 'unknown';
-    dir = parent;
-  }
 }

@@ -2,7 +2,12 @@
 // in one clear message and a documented exit code (0 ok, 1 diagnostics, 2 usage, 3 failure).
 
 import { Command, CommanderError } from 'commander';
-import { checkCommand, compileCommand, convertCommand, fmtCommand, inspectCommand, readVersion } from './commands.js';
+import { checkCommand, compileCommand, convertCommand, fmtCommand, inspectCommand } from './commands.js';
+import { readVersion } from './version.js';
+// The data commands load DuckDB and Apache Arrow: imported on use, so `wndc check` starts fast.
+import type { BenchDataOptions } from './bench-data.js';
+import type { PreprocessFlags } from './preprocess.js';
+import type { SynthCommandOptions } from './synth.js';
 import { EXIT, UsageError, type CliIO } from './io.js';
 
 function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
@@ -51,6 +56,45 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .requiredOption('--to <format>', 'yaml or wnd')
     .option('-o, --output <file>', 'write here instead of stdout')
     .action((file: string, opts: { to?: string; output?: string }) => setExit(convertCommand(file, opts, io)));
+
+  program
+    .command('synth')
+    .description('synthetic rows with a learnable ground truth, for any spec')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .requiredOption('--rows <n>', 'rows to generate')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--seed <n>', "generator seed (default: the spec's train seed)")
+    .option('--format <format>', 'csv, parquet, or shards (encoded, ready to train)', 'csv')
+    .option('--valid-fraction <f>', 'shards only: share of groups split off into <out>/valid')
+    .action(async (file: string, opts: SynthCommandOptions) => setExit(await (await import('./synth.js')).synthCommand(file, opts, io)));
+
+  program
+    .command('preprocess')
+    .description('encode raw data (CSV/TSV, Parquet, Arrow IPC, TFRecord) into training shards')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .requiredOption('--data <input>', 'raw training data: a file, a glob or a folder')
+    .requiredOption('--out <dir>', 'output folder: shards go to <dir>/train and <dir>/valid')
+    .option('--valid <input>', 'raw validation data')
+    .option('--valid-fraction <f>', 'split this share of groups (or rows) off the training data for validation')
+    .option('--format <format>', 'csv, tsv, parquet, arrow or tfrecord (default: from the file names)')
+    .option('--no-header', 'CSV/TSV files have no header row (columns in --columns or spec order)')
+    .option('--columns <names>', 'CSV/TSV without header: comma-separated column names in file order')
+    .option('--delimiter <c>', 'CSV/TSV field delimiter (\\t for a tab)')
+    .option('--list-separator <c>', 'separator of list elements in a text field (default |)')
+    .option('--max-bad-rows <n>', 'skip and count up to n unreadable rows instead of stopping', '0')
+    .option('--rows-per-shard <n>', 'rows per shard file', '262144')
+    .action(async (file: string, opts: PreprocessFlags) => setExit(await (await import('./preprocess.js')).preprocessCommand(file, opts, io)));
+
+  program
+    .command('bench-data')
+    .description('read every batch of a shard folder and print rows/s and MB/s')
+    .argument('<shards>', 'a shard folder (from wndc preprocess or wndc synth --format shards)')
+    .option('--batch-size <n>', 'global batch size', '4096')
+    .option('--epochs <n>', 'timed epochs after a warm-up', '5')
+    .option('--seed <n>', 'shuffle seed', '0')
+    .option('--shuffle', 'shuffle rows (default)')
+    .option('--no-shuffle', 'read in file order')
+    .action(async (dir: string, opts: BenchDataOptions) => setExit(await (await import('./bench-data.js')).benchDataCommand(dir, opts, io)));
 
   return program;
 }

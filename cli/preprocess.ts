@@ -1,0 +1,123 @@
+// `wndc preprocess SPEC --data IN --out DIR [--valid IN2 | --valid-fraction f]`: raw files ->
+// the spec's compiled transforms -> encoded shards in DIR/train (and DIR/valid), manifest last.
+
+import { readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ModelIR } from '../compiler/ir.js';
+import { DataError, type RawFormat, type RawSource } from '../runtime/data/contracts.js';
+import { preprocess, TooManyBadRowsError, type EncodedSink, type PreprocessReport } from '../runtime/data/preprocess.js';
+import { ShardWriter } from '../runtime/data/shards.js';
+import { openRawSource, type SourceOptions } from '../runtime/data/sources/open.js';
+import { compileSpec } from './commands.js';
+import { EXIT, printDiagnostics, readSpec, UsageError, type CliIO } from './io.js';
+import { readVersion } from './version.js';
+
+export interface PreprocessFlags {
+  data?: string;
+  out?: string;
+  valid?: string;
+  validFraction?: string;
+  format?: string;
+  maxBadRows?: string;
+  rowsPerShard?: string;
+  header?: boolean;
+  columns?: string;
+  delimiter?: string;
+  listSeparator?: string;
+}
+
+const FORMATS: readonly RawFormat[] = ['csv', 'tsv', 'parquet', 'arrow', 'tfrecord'];
+
+export function wholeNumberFlag(flag: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} takes ${min === 0 ? 'a whole number' : 'a positive integer'}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function sourceOptions(flags: PreprocessFlags): SourceOptions {
+  const options: SourceOptions = {};
+  if (flags.format !== undefined) {
+    if (!(FORMATS as readonly string[]).includes(flags.format)) throw new UsageError(`--format takes one of ${FORMATS.join(', ')}, not ${JSON.stringify(flags.format)}`);
+    options.format = flags.format as RawFormat;
+  }
+  if (flags.header === false) options.header = false;
+  if (flags.columns !== undefined) options.columns = flags.columns.split(',').map((c) => c.trim());
+  if (flags.delimiter !== undefined) options.delimiter = flags.delimiter === '\\t' ? '\t' : flags.delimiter;
+  if (flags.listSeparator !== undefined) options.listSeparator = flags.listSeparator;
+  return options;
+}
+
+/** A shard folder as an EncodedSink: aborting removes every shard written so far. */
+export function shardSink(dir: string, ir: ModelIR, split: 'train' | 'valid', rowsPerShard: number): EncodedSink {
+  const writer = ShardWriter.forModel(dir, ir, { split, rowsPerShard, createdBy: `wndc ${readVersion()} preprocess` });
+  return {
+    append: (row) => writer.append(row),
+    finish: async (details) => writer.finish(details).rows,
+    abort: async () => {
+      for (const f of readdirSync(dir)) if (/^\.?part-\d+\.arrow(\.tmp)?$/.test(f)) rmSync(join(dir, f), { force: true });
+    },
+  };
+}
+
+export async function preprocessCommand(file: string, flags: PreprocessFlags, io: CliIO): Promise<number> {
+  if (flags.data === undefined) throw new UsageError('preprocess needs --data: the raw file, glob or folder to read');
+  if (flags.out === undefined) throw new UsageError('preprocess needs --out: the folder the shards go to');
+  if (flags.valid !== undefined && flags.validFraction !== undefined) throw new UsageError('give either --valid or --valid-fraction, not both');
+  const fraction = flags.validFraction === undefined ? undefined : Number(flags.validFraction);
+  if (fraction !== undefined && !(fraction > 0 && fraction < 1)) throw new UsageError(`--valid-fraction takes a number between 0 and 1, not ${JSON.stringify(flags.validFraction)}`);
+  const maxBadRows = wholeNumberFlag('--max-bad-rows', flags.maxBadRows, 0, 0);
+  const rowsPerShard = wholeNumberFlag('--rows-per-shard', flags.rowsPerShard, 262_144, 1);
+  const options = sourceOptions(flags);
+
+  const spec = readSpec(file, io);
+  const result = compileSpec(spec);
+  if (result.ir === undefined) {
+    printDiagnostics(spec, result.diagnostics, 'text', io);
+    return EXIT.diagnostics;
+  }
+  const ir = result.ir;
+  const out = resolve(io.cwd, flags.out);
+  const sources: RawSource[] = [];
+  try {
+    const train = await openRawSource(resolve(io.cwd, flags.data), ir, options);
+    sources.push(train);
+    const valid = flags.valid === undefined ? undefined : await openRawSource(resolve(io.cwd, flags.valid), ir, options);
+    if (valid !== undefined) sources.push(valid);
+    const withValid = valid !== undefined || fraction !== undefined;
+    const sinks = {
+      train: shardSink(join(out, 'train'), ir, 'train', rowsPerShard),
+      ...(withValid ? { valid: shardSink(join(out, 'valid'), ir, 'valid', rowsPerShard) } : {}),
+    };
+    const started = Date.now();
+    const report = await preprocess(
+      ir,
+      { train, ...(valid !== undefined ? { valid } : {}), ...(fraction !== undefined ? { validFraction: fraction } : {}), maxBadRows },
+      sinks,
+    );
+    printReport(report, out, withValid, (Date.now() - started) / 1000, io);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof DataError || e instanceof TooManyBadRowsError) {
+      io.stderr(`wndc: bad data: ${e.message}\n`);
+      if (e instanceof DataError && maxBadRows === 0) io.stderr('(use --max-bad-rows N to skip and count up to N such rows)\n');
+      return EXIT.failure;
+    }
+    throw e;
+  } finally {
+    await Promise.all(sources.map((s) => s.close()));
+  }
+}
+
+function printReport(report: PreprocessReport, out: string, withValid: boolean, seconds: number, io: CliIO): void {
+  const rows = report.trainRows + report.validRows;
+  io.stderr(`encoded ${rows.toLocaleString('en-US')} rows in ${seconds.toFixed(1)} s (${Math.round(rows / Math.max(seconds, 1e-9)).toLocaleString('en-US')} rows/s)\n`);
+  io.stdout(`train: ${report.trainRows.toLocaleString('en-US')} rows -> ${join(out, 'train')}\n`);
+  if (withValid) io.stdout(`valid: ${report.validRows.toLocaleString('en-US')} rows -> ${join(out, 'valid')}\n`);
+  if (report.badRows > 0) {
+    io.stderr(`skipped ${report.badRows} bad row${report.badRows === 1 ? '' : 's'}, e.g.:\n${report.badRowSamples.map((s) => `  ${s}`).join('\n')}\n`);
+  }
+  for (const [feature, counts] of Object.entries(report.counters)) {
+    io.stderr(`  ${feature}: ${Object.entries(counts).map(([k, v]) => `${v.toLocaleString('en-US')} ${k}`).join(', ')}\n`);
+  }
+}

@@ -1,0 +1,130 @@
+// CSV and TSV through DuckDB. DuckDB splits records (RFC 4180 quoting for CSV, none for TSV) on
+// its own threads and hands every field back as text; the text is then checked and converted
+// here, so that a bad value is reported with its file, row, column and what was expected.
+//
+// Field counts are checked without failing the whole query: the columns are read by position as
+// c0..c{n-1} plus one spare c{n}, with null padding on and NULL spelt as a string no file holds
+// (so an empty field reads as ''). A row with too few fields then has NULL in c{n-1}, a row with
+// too many has text in c{n}.
+
+import type { ModelIR } from '../../../compiler/ir.js';
+import { DataError, type RawChunk, type RawFormat, type RawRecord, type RawSource } from '../contracts.js';
+import { ChunkBuilder, DEFAULT_CHUNK_ROWS, recordFactory } from './chunks.js';
+import { bindColumns, type BoundColumn } from './columns.js';
+import { BAD, Converter } from './convert.js';
+import { readHeader } from './csv-header.js';
+import { DuckDb, duckDbProblem, sqlString, varcharColumn } from './duckdb.js';
+import type { SourceOptions } from './options.js';
+
+/** Read as NULL by DuckDB: a string no CSV field holds (a real empty field reads as ''). */
+const NULL_TEXT = '\u0001wndc-null\u0001';
+
+export class CsvSource implements RawSource {
+  private readonly delimiter: string;
+  private readonly quote: string | null;
+  private readonly header: boolean;
+  private readonly converter: Converter;
+
+  constructor(
+    readonly files: readonly string[],
+    readonly format: RawFormat & ('csv' | 'tsv'),
+    private readonly ir: ModelIR,
+    private readonly options: SourceOptions,
+    private readonly db: DuckDb,
+  ) {
+    this.delimiter = options.delimiter ?? (format === 'tsv' ? '\t' : ',');
+    // TSV (IANA text/tab-separated-values) has no quoting: a `"` is an ordinary character.
+    this.quote = format === 'tsv' ? null : '"';
+    this.header = options.header ?? true;
+    this.converter = new Converter(options.listSeparator ?? '|');
+  }
+
+  async *chunks(onBadRow?: (error: DataError) => void): AsyncGenerator<RawChunk> {
+    for (const file of this.files) yield* this.fileChunks(file, onBadRow);
+  }
+
+  private async *fileChunks(file: string, onBadRow: ((error: DataError) => void) | undefined): AsyncGenerator<RawChunk> {
+    const names = await this.columnNames(file);
+    if (names === null) return; // an empty file holds no rows
+    const bound = bindColumns(file, names, this.ir);
+    const builder = new ChunkBuilder(file, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS);
+    const width = names.length;
+    const converter = this.converter;
+    const keys = bound.map((b) => b.column.name);
+    const makeRecord = recordFactory(keys);
+    const values: unknown[] = new Array(keys.length);
+    try {
+      for await (const chunk of this.db.stream(this.query(file, width, bound))) {
+        const texts = bound.map((_, j) => varcharColumn(chunk, j));
+        const fieldCounts = chunk.getColumnVector(bound.length);
+        const rowCount = chunk.rowCount;
+        rows: for (let r = 0; r < rowCount; r++) {
+          const fields = fieldCounts.getItem(r) as number | null;
+          if (fields !== null) {
+            const found = fields > width ? `more than ${width}` : String(fields);
+            const full = builder.skip(new DataError({ file, row: builder.rowNumber }, null, `expected ${width} fields, found ${found}`), onBadRow);
+            if (full !== null) yield full;
+            continue;
+          }
+          for (let j = 0; j < keys.length; j++) {
+            const text = texts[j]![r]!;
+            const value = text === null ? null : converter.text(text, bound[j]!.column);
+            if (value === BAD) {
+              const full = builder.skip(new DataError({ file, row: builder.rowNumber }, keys[j]!, converter.problem), onBadRow);
+              if (full !== null) yield full;
+              continue rows;
+            }
+            values[j] = value;
+          }
+          const full = builder.add(makeRecord(values));
+          if (full !== null) yield full;
+        }
+      }
+    } catch (error) {
+      if (error instanceof DataError) throw error;
+      throw this.readError(file, error);
+    }
+    const rest = builder.finish();
+    if (rest !== null) yield rest;
+  }
+
+  private async columnNames(file: string): Promise<string[] | null> {
+    if (!this.header) return this.options.columns ?? this.ir.columns.map((c) => c.name);
+    return readHeader(file, this.delimiter, this.quote);
+  }
+
+  private query(file: string, width: number, bound: readonly BoundColumn[]): string {
+    const columns = Array.from({ length: width + 1 }, (_, i) => `'c${i}': 'VARCHAR'`).join(', ');
+    const count = Array.from({ length: width + 1 }, (_, i) => `(c${i} IS NOT NULL)::INTEGER`).join(' + ');
+    const settings = [
+      `header = ${this.header}`,
+      'auto_detect = false',
+      `columns = {${columns}}`,
+      `delim = ${sqlString(this.delimiter)}`,
+      `quote = ${sqlString(this.quote ?? '')}`,
+      `escape = ${sqlString(this.quote ?? '')}`,
+      'strict_mode = false',
+      'null_padding = true',
+      `nullstr = ${sqlString(NULL_TEXT)}`,
+    ].join(', ');
+    const picked = bound.map((b) => `c${b.index}`).join(', ');
+    const fields = `CASE WHEN c${width - 1} IS NULL OR c${width} IS NOT NULL THEN ${count} END`;
+    return `SELECT ${picked}${picked === '' ? '' : ', '}${fields} FROM read_csv(${sqlString(file)}, ${settings})`;
+  }
+
+  /** A DuckDB failure (unterminated quote, unreadable file) as a DataError naming the line. */
+  private readError(file: string, error: unknown): DataError {
+    const message = error instanceof Error ? error.message : String(error);
+    const line = /CSV Error on Line: (\d+)/.exec(message);
+    if (line !== null) {
+      const row = Number(line[1]) - (this.header ? 1 : 0);
+      const reason = message.split('\n').find((text, i) => i > 0 && text.trim() !== '' && !text.startsWith('Original Line')) ?? 'malformed CSV';
+      return new DataError({ file, row: Math.max(row, 1) }, null, `cannot split the row into fields: ${reason.trim().replace(/\.$/, '').toLowerCase()}`);
+    }
+    return new DataError({ file, row: 0 }, null, `cannot read the file: ${duckDbProblem(error)}`);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
