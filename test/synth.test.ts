@@ -391,7 +391,8 @@ test('`synthCommand` writes <model>.csv or .parquet and reports the ground truth
     const usage = async (opts: Parameters<typeof synthCommand>[1], message: string): Promise<void> => {
       await assert.rejects(synthCommand('examples/quickstart/quickstart.wnd', opts, io), (e: unknown) => e instanceof UsageError && e.message === message && e.exitCode === 2);
     };
-    await usage({ rows: '10', out: dir, format: 'shards' }, '--format takes `csv` or `parquet`, not "shards"');
+    await usage({ rows: '10', out: dir, format: 'xls' }, '--format takes `csv` or `parquet` or `shards`, not "xls"');
+    await usage({ rows: '10', out: dir, validFraction: '0.1' }, '--valid-fraction applies to --format shards only');
     await usage({ rows: '0', out: dir }, '--rows takes a whole number of at least 1, not "0"');
     await usage({ rows: '1e3', out: dir }, '--rows takes a whole number of at least 1, not "1e3"');
     await usage({ rows: '10', out: dir, seed: '-1' }, '--seed takes a whole number, not "-1"');
