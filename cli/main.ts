@@ -7,6 +7,7 @@ import { readVersion } from './version.js';
 // The data commands load DuckDB and Apache Arrow: imported on use, so `wndc check` starts fast.
 import type { BenchDataOptions } from './bench-data.js';
 import type { PreprocessFlags } from './preprocess.js';
+import type { RunFlags } from './run.js';
 import type { SynthCommandOptions } from './synth.js';
 import { EXIT, UsageError, type CliIO } from './io.js';
 
@@ -96,7 +97,52 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .option('--no-shuffle', 'read in file order')
     .action(async (dir: string, opts: BenchDataOptions) => setExit(await (await import('./bench-data.js')).benchDataCommand(dir, opts, io)));
 
+  program
+    .command('run')
+    .description('train a model (default), or --evaluate, --predict, --benchmark; synthetic data when no --data')
+    .argument('<file>', 'a model spec (.wnd, .yaml)')
+    .option('--data <input>', 'training data: shards (wndc preprocess --out), or raw files encoded on the fly')
+    .option('--valid <input>', 'validation data (default: <data>/valid)')
+    .option('--model-dir <dir>', 'checkpoints and metrics.jsonl (default: runs/<model>)')
+    .option('--evaluate', 'evaluate the latest checkpoint on the validation data')
+    .option('--predict <file>', 'write a score per validation row (CSV) from the latest checkpoint')
+    .option('--benchmark', 'print training throughput (examples/s, median after warm-up) and exit')
+    .option('--benchmark-steps <n>', 'measured steps of --benchmark', '50')
+    .option('--benchmark-warmup-steps <n>', 'warm-up steps of --benchmark', '5')
+    .option('--amp [mode]', 'mixed precision: bf16 (default) or fp16 (CUDA engine)')
+    .option('--engine <engine>', 'tfjs (CPU: wasm, else pure JS), tfjs-wasm, tfjs-cpu, tfjs-node, cuda', 'tfjs')
+    .option('--epochs <n>', "passes over the data (default: the spec's)")
+    .option('--global-batch-size <n>', "training batch size (default: the spec's)")
+    .option('--eval-batch-size <n>', 'evaluation batch size')
+    .option('--linear-learning-rate <lr>', "the wide part's learning rate")
+    .option('--deep-learning-rate <lr>', "the deep part's learning rate")
+    .option('--seed <n>', 'initialisation, shuffling and dropout seed')
+    .option('--synthetic-rows <n>', 'rows of synthetic data when no --data is given', '100000')
+    .option('--keep-checkpoints <n>', 'checkpoints kept in the model dir', '3')
+    .action(async (file: string, opts: RunFlags) => setExit(await (await import('./run.js')).runCommand(file, opts, io)));
+
   return program;
+}
+
+/**
+ * The reference recipe's flag spellings (`--model_dir`, `--global_batch_size`, `--num_epochs`, ...)
+ * map onto wndc's, so its users can switch without relearning: underscores become dashes, and a few
+ * names differ.
+ */
+const RECIPE_FLAGS: Readonly<Record<string, string>> = {
+  '--num-epochs': '--epochs',
+  '--train-data-pattern': '--data',
+  '--eval-data-pattern': '--valid',
+};
+
+export function normaliseFlags(argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    if (!arg.startsWith('--')) return arg;
+    const eq = arg.indexOf('=');
+    const name = (eq < 0 ? arg : arg.slice(0, eq)).replace(/_/g, '-');
+    const mapped = RECIPE_FLAGS[name] ?? name;
+    return eq < 0 ? mapped : `${mapped}${arg.slice(eq)}`;
+  });
 }
 
 /** Runs the CLI on `argv` (without node and script); returns the exit code. Never throws for user errors. */
@@ -106,7 +152,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     exit = code;
   });
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(normaliseFlags(argv), { from: 'user' });
     if (argv.length === 0) {
       io.stderr(program.helpInformation());
       return EXIT.usage;

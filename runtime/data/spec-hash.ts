@@ -1,5 +1,7 @@
-// The spec hash: which model a set of shards was encoded for. Shards store it in their manifest
-// and schema metadata; readers refuse shards whose hash differs from the model they train.
+// The spec hash: which encoding a set of shards holds. Shards store it in their manifest and schema
+// metadata; readers refuse shards whose hash differs from the model they train. Only what decides
+// the encoded values counts (columns, roles, features, layout): changing the tower, the optimizers
+// or the training settings keeps the shards usable.
 
 import { createHash } from 'node:crypto';
 import type { ModelIR } from '../../compiler/ir.js';
@@ -24,7 +26,8 @@ export function canonicalJson(value: unknown): string {
   return `{${members.join(',')}}`;
 }
 
-/** Lowercase hex sha256 of the IR's canonical JSON (64 characters). */
+/** Lowercase hex sha256 (64 characters) of the canonical JSON of the IR's encoding: version, columns, roles, features, layout. */
 export function specHash(ir: ModelIR): string {
-  return createHash('sha256').update(canonicalJson(ir), 'utf8').digest('hex');
+  const encoding = { irVersion: ir.irVersion, columns: ir.columns, roles: ir.roles, features: ir.features, layout: ir.layout };
+  return createHash('sha256').update(canonicalJson(encoding), 'utf8').digest('hex');
 }

@@ -1,0 +1,240 @@
+// `wndc run SPEC`: train (default), `--evaluate` the latest checkpoint, `--predict OUT` scores, or
+// `--benchmark` throughput. Without `--data` it trains on synthetic data generated for the spec
+// (the embedded default). The reference recipe's flag names are accepted as aliases (see main.ts).
+
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ModelIR } from '../compiler/ir.js';
+import { loadLatestCheckpoint } from '../runtime/checkpoint.js';
+import { BatchReader } from '../runtime/data/batches.js';
+import { preprocess } from '../runtime/data/preprocess.js';
+import { openShards, ShardError, type ShardSet } from '../runtime/data/shards.js';
+import { openRawSource } from '../runtime/data/sources/open.js';
+import { specHash } from '../runtime/data/spec-hash.js';
+import { synthSource } from '../runtime/data/synth.js';
+import { UnsupportedPrecisionError, type Engine } from '../runtime/engine/engine.js';
+import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
+import { compileSpec } from './commands.js';
+import { EXIT, printDiagnostics, readSpec, UsageError, type CliIO } from './io.js';
+import { shardSink, wholeNumberFlag } from './preprocess.js';
+import { readVersion } from './version.js';
+import { writeFileAtomic } from '../compiler/fs.js';
+
+export interface RunFlags {
+  data?: string;
+  valid?: string;
+  modelDir?: string;
+  evaluate?: boolean;
+  predict?: string;
+  benchmark?: boolean;
+  benchmarkSteps?: string;
+  benchmarkWarmupSteps?: string;
+  amp?: string | boolean;
+  engine?: string;
+  epochs?: string;
+  globalBatchSize?: string;
+  evalBatchSize?: string;
+  linearLearningRate?: string;
+  deepLearningRate?: string;
+  seed?: string;
+  syntheticRows?: string;
+  keepCheckpoints?: string;
+}
+
+const ENGINES = ['tfjs', 'tfjs-wasm', 'tfjs-cpu', 'tfjs-node', 'cuda'] as const;
+
+function positiveNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${flag} takes a positive number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Flags override the spec's training settings (the IR is plain data: the model itself is unchanged). */
+function applyOverrides(ir: ModelIR, f: RunFlags): void {
+  if (f.epochs !== undefined) ir.train.epochs = wholeNumberFlag('--epochs', f.epochs, 1, 1);
+  if (f.globalBatchSize !== undefined) ir.train.batchSize = wholeNumberFlag('--global_batch_size', f.globalBatchSize, 1, 1);
+  if (f.evalBatchSize !== undefined) ir.train.evalBatchSize = wholeNumberFlag('--eval_batch_size', f.evalBatchSize, 1, 1);
+  if (f.seed !== undefined) ir.train.seed = wholeNumberFlag('--seed', f.seed, 0, 0);
+  const wideLr = positiveNumber('--linear_learning_rate', f.linearLearningRate);
+  if (wideLr !== undefined) ir.wide.optimizer.learningRate = wideLr;
+  const deepLr = positiveNumber('--deep_learning_rate', f.deepLearningRate);
+  if (deepLr !== undefined) ir.deep.optimizer.learningRate = deepLr;
+  if (f.amp !== undefined && f.amp !== false) {
+    const mode = f.amp === true ? 'bf16' : f.amp;
+    if (mode !== 'bf16' && mode !== 'fp16') throw new UsageError(`--amp takes bf16 or fp16, not ${JSON.stringify(mode)}`);
+    ir.train.mixedPrecision = mode;
+  }
+}
+
+async function createEngine(name: string | undefined): Promise<Engine> {
+  const choice = name ?? 'tfjs';
+  if (!(ENGINES as readonly string[]).includes(choice)) throw new UsageError(`--engine takes one of ${ENGINES.join(', ')}, not ${JSON.stringify(choice)}`);
+  if (choice === 'cuda') {
+    throw new UsageError('the CUDA engine is not built yet in this version of wndc; use --engine tfjs (CPU)', EXIT.failure);
+  }
+  const { TfjsEngine } = await import('../runtime/engine/tfjs/engine.js');
+  const backend = choice === 'tfjs' ? 'auto' : choice === 'tfjs-wasm' ? 'wasm' : choice === 'tfjs-cpu' ? 'cpu' : 'tfjs-node';
+  return TfjsEngine.create({ backend });
+}
+
+interface Data {
+  train: ShardSet;
+  valid?: ShardSet;
+  origin: string;
+}
+
+/** A folder with a manifest is shards; a folder with train/ (and valid/) shards is a preprocessed set; anything else is raw data. */
+async function resolveData(ir: ModelIR, flags: RunFlags, modelDir: string, io: CliIO): Promise<Data> {
+  const hash = specHash(ir);
+  const open = (dir: string) => openShards(dir, { specHash: hash });
+  if (flags.data === undefined) return synthetic(ir, flags, io);
+  const data = resolve(io.cwd, flags.data);
+  const validFlag = flags.valid === undefined ? undefined : resolve(io.cwd, flags.valid);
+  if (existsSync(join(data, 'manifest.json'))) return { train: open(data), ...(validFlag ? { valid: open(validFlag) } : {}), origin: data };
+  if (existsSync(join(data, 'train', 'manifest.json'))) {
+    const valid = validFlag ?? (existsSync(join(data, 'valid', 'manifest.json')) ? join(data, 'valid') : undefined);
+    return { train: open(join(data, 'train')), ...(valid ? { valid: open(valid) } : {}), origin: data };
+  }
+  // Raw files: encoded once into model_dir/data, then read from there like any shards.
+  const out = join(modelDir, 'data');
+  io.stderr(`encoding ${flags.data} into ${out} (run \`wndc preprocess\` to do this once for many runs)\n`);
+  const train = await openRawSource(data, ir, {});
+  const valid = validFlag === undefined ? undefined : await openRawSource(validFlag, ir, {});
+  try {
+    await preprocess(ir, { train, ...(valid ? { valid } : {}), validFraction: valid ? undefined : 0.1, maxBadRows: 0 } as Parameters<typeof preprocess>[1], {
+      train: shardSink(join(out, 'train'), ir, 'train', 262_144),
+      valid: shardSink(join(out, 'valid'), ir, 'valid', 262_144),
+    });
+  } finally {
+    await train.close();
+    await valid?.close();
+  }
+  return { train: open(join(out, 'train')), valid: open(join(out, 'valid')), origin: out };
+}
+
+/** The embedded default: synthetic rows for the spec, made once per (spec, rows, seed) and cached. */
+async function synthetic(ir: ModelIR, flags: RunFlags, io: CliIO): Promise<Data> {
+  const rows = wholeNumberFlag('--synthetic_rows', flags.syntheticRows, 100_000, 1);
+  const cache = join(process.env.WNDC_CACHE_DIR ?? join(process.env.TMPDIR ?? '/tmp', 'wndc-cache'), 'synthetic', `${ir.model}-${specHash(ir).slice(0, 12)}-${rows}-${ir.train.seed}`);
+  const hash = specHash(ir);
+  if (!existsSync(join(cache, 'valid', 'manifest.json'))) {
+    io.stderr(`no --data: generating ${rows.toLocaleString('en-US')} synthetic rows for \`${ir.model}\` (wndc synth) into ${cache}\n`);
+    mkdirSync(cache, { recursive: true });
+    await preprocess(ir, { train: synthSource(ir, { rows, seed: ir.train.seed }), validFraction: 0.1, maxBadRows: 0 }, {
+      train: shardSink(join(cache, 'train'), ir, 'train', 262_144),
+      valid: shardSink(join(cache, 'valid'), ir, 'valid', 262_144),
+    });
+  }
+  return { train: openShards(join(cache, 'train'), { specHash: hash }), valid: openShards(join(cache, 'valid'), { specHash: hash }), origin: `synthetic (${cache})` };
+}
+
+function formatMetrics(m: Record<string, number>): string {
+  return Object.entries(m)
+    .map(([k, v]) => `${k} ${Number.isNaN(v) ? 'n/a' : v.toFixed(4)}`)
+    .join(', ');
+}
+
+export async function runCommand(file: string, flags: RunFlags, io: CliIO): Promise<number> {
+  const modes = [flags.evaluate, flags.predict !== undefined, flags.benchmark].filter(Boolean).length;
+  if (modes > 1) throw new UsageError('choose one of --evaluate, --predict and --benchmark');
+  const spec = readSpec(file, io);
+  const result = compileSpec(spec);
+  if (result.ir === undefined) {
+    printDiagnostics(spec, result.diagnostics, 'text', io);
+    return EXIT.diagnostics;
+  }
+  const ir = result.ir;
+  applyOverrides(ir, flags);
+  const modelDir = resolve(io.cwd, flags.modelDir ?? join('runs', ir.model));
+  const keep = wholeNumberFlag('--keep_checkpoints', flags.keepCheckpoints, 3, 1);
+  try {
+    const engine = await createEngine(flags.engine);
+    try {
+      if (ir.train.mixedPrecision !== 'off' && engine.capabilities.mixedPrecision.length === 0) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
+      const data = await resolveData(ir, flags, modelDir, io);
+      io.stderr(`model ${ir.model}: ${ir.sizes.parameters.total.toLocaleString('en-US')} parameters on ${engine.capabilities.device}; data ${data.origin}: ${data.train.rows.toLocaleString('en-US')} train rows${data.valid ? `, ${data.valid.rows.toLocaleString('en-US')} validation rows` : ''}\n`);
+      if (flags.benchmark) return await benchmark(ir, engine, data, flags, io);
+      if (flags.evaluate || flags.predict !== undefined) {
+        await engine.build(ir, ir.train.seed);
+        const ckpt = loadLatestCheckpoint(modelDir);
+        if (ckpt === undefined) throw new UsageError(`no checkpoint in ${modelDir}: train first (wndc run ${file} --model_dir ...)`, EXIT.failure);
+        await engine.loadState(ckpt.tensors);
+        const target = data.valid ?? data.train;
+        if (flags.evaluate) {
+          const e = await evaluate(ir, engine, target);
+          io.stdout(`${JSON.stringify({ checkpoint: ckpt.path, step: ckpt.meta.step, rows: e.rows, ...e.metrics })}\n`);
+          return EXIT.ok;
+        }
+        return await predict(ir, engine, target, resolve(io.cwd, flags.predict!), io);
+      }
+      const started = performance.now();
+      let lastPrint = 0;
+      const summary = await trainModel({
+        ir,
+        engine,
+        train: data.train,
+        ...(data.valid ? { valid: data.valid } : {}),
+        modelDir,
+        keepCheckpoints: keep,
+        wndcVersion: readVersion(),
+        onStep: (p) => {
+          const now = performance.now();
+          if (now - lastPrint < 2000 && p.batchInEpoch !== p.batchesPerEpoch) return;
+          lastPrint = now;
+          io.stderr(`epoch ${p.epoch + 1}/${ir.train.epochs} batch ${p.batchInEpoch}/${p.batchesPerEpoch} step ${p.step} loss ${p.loss.toFixed(4)} ${Math.round(p.examplesPerSecond).toLocaleString('en-US')} examples/s\n`);
+        },
+        onEval: (e) => io.stderr(`eval after epoch ${e.epoch}: ${formatMetrics(e.metrics)} (${e.rows.toLocaleString('en-US')} rows)\n`),
+      });
+      const seconds = (performance.now() - started) / 1000;
+      if (summary.resumedFrom !== null) io.stderr(`resumed from step ${summary.resumedFrom}\n`);
+      io.stdout(`${JSON.stringify({ model: ir.model, steps: summary.steps, seconds: Number(seconds.toFixed(1)), modelDir, ...(summary.lastEval ? summary.lastEval.metrics : {}) })}\n`);
+      return EXIT.ok;
+    } finally {
+      engine.dispose();
+    }
+  } catch (e) {
+    if (e instanceof TrainingError || e instanceof ShardError || e instanceof UnsupportedPrecisionError) {
+      io.stderr(`wndc: ${e.message}\n`);
+      return EXIT.failure;
+    }
+    throw e;
+  }
+}
+
+/** Training throughput: the median over measured steps after warm-up; nothing is written. */
+async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlags, io: CliIO): Promise<number> {
+  const steps = wholeNumberFlag('--benchmark_steps', flags.benchmarkSteps, 50, 1);
+  const warmup = wholeNumberFlag('--benchmark_warmup_steps', flags.benchmarkWarmupSteps, 5, 0);
+  await engine.build(ir, ir.train.seed);
+  const reader = new BatchReader(data.train, { batchSize: ir.train.batchSize, seed: ir.train.seed, lastBatch: 'drop' });
+  if (reader.batchCount() === 0) throw new UsageError(`the data has fewer rows than one batch of ${ir.train.batchSize}`, EXIT.failure);
+  const rates: number[] = [];
+  let step = 0;
+  for (let epoch = 0; step < warmup + steps; epoch++) {
+    for (const batch of reader.batches(epoch)) {
+      const t0 = performance.now();
+      await engine.trainStep(batch, step, { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate });
+      const dt = (performance.now() - t0) / 1000;
+      if (step >= warmup) rates.push(batch.size / dt);
+      if (++step >= warmup + steps) break;
+    }
+  }
+  rates.sort((a, b) => a - b);
+  const median = rates[rates.length >> 1]!;
+  io.stdout(`${JSON.stringify({ model: ir.model, engine: engine.name, device: engine.capabilities.device, batchSize: ir.train.batchSize, measuredSteps: rates.length, warmupSteps: warmup, examplesPerSecond: Math.round(median) })}\n`);
+  return EXIT.ok;
+}
+
+/** `--predict OUT`: one CSV line per row: group (when the model has one), label, score. */
+async function predict(ir: ModelIR, engine: Engine, data: ShardSet, out: string, io: CliIO): Promise<number> {
+  const reader = new BatchReader(data, { batchSize: ir.train.evalBatchSize, shuffle: false, lastBatch: 'keep' });
+  const lines: string[] = [data.hasGroup ? `${ir.roles.group},${ir.roles.label},score` : `${ir.roles.label},score`];
+  for (const batch of reader.batches(0)) {
+    const scores = await engine.predict(batch);
+    for (let i = 0; i < batch.size; i++) lines.push(data.hasGroup ? `${batch.group[i]},${batch.label[i]},${scores[i]}` : `${batch.label[i]},${scores[i]}`);
+  }
+  writeFileAtomic(out, `${lines.join('\n')}\n`);
+  io.stderr(`wrote ${lines.length - 1} scores to ${out}\n`);
+  return EXIT.ok;
+}
