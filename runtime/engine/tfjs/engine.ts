@@ -1,0 +1,221 @@
+// The reference engine: the IR-driven Wide & Deep model on TensorFlow.js. Parameters and optimizer
+// slots live on the host as Float32Arrays (the checkpointed state, and what runtime/optim
+// updates); each call uploads the dense parameters and the table rows the batch reads, runs the
+// forward pass (and tfjs autodiff for gradients), and reads the results back.
+
+import type { Tensor } from '@tensorflow/tfjs-core';
+import type { ModelIR } from '../../../compiler/ir.js';
+import type { Batch } from '../../data/contracts.js';
+import { createOptimizer, type Optimizer } from '../../optim/index.js';
+import { UnsupportedPrecisionError, type Engine, type EngineCapabilities, type Gradients, type LearningRates, type NamedTensor, type StepResult } from '../engine.js';
+import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
+import { activate, loadBackend, type LoadedBackend, type LoadOptions, type TfjsBackendChoice } from './backend.js';
+import { RowGradientAccumulator } from './lookups.js';
+import { BATCH_NORM_MOMENTUM, forward, loss, planModel, prepareBatch, type ForwardInputs, type ModelPlan, type PreparedBatch } from './model.js';
+
+export interface TfjsEngineOptions extends LoadOptions {
+  /** The backend (`--engine tfjs-cpu` asks for `cpu`); `auto` takes the fastest that loads. */
+  backend?: TfjsBackendChoice;
+}
+
+interface Built {
+  ir: ModelIR;
+  seed: number;
+  plan: ModelPlan;
+  specs: ParameterSpec[];
+  values: Map<string, Float32Array>;
+  /** Optimizer slots of every trained parameter, in the optimizer's slot order. */
+  slots: Map<string, Float32Array[]>;
+  optimizers: { wide: Optimizer; deep: Optimizer };
+}
+
+interface Computed extends Gradients {
+  /** Batch mean and variance of each batch-normalised layer. */
+  moments: Map<string, { mean: Float32Array; variance: Float32Array }>;
+}
+
+export class TfjsEngine implements Engine {
+  readonly name = 'tfjs';
+  readonly capabilities: EngineCapabilities;
+  private built: Built | null = null;
+
+  /** Loads the backend (see backend.ts) and returns an engine running on it. */
+  static async create(options: TfjsEngineOptions = {}): Promise<TfjsEngine> {
+    return new TfjsEngine(await loadBackend(options.backend ?? 'auto', options));
+  }
+
+  private constructor(readonly backend: LoadedBackend) {
+    this.capabilities = { mixedPrecision: [], device: backend.device };
+  }
+
+  async build(ir: ModelIR, seed: number): Promise<void> {
+    if (ir.train.mixedPrecision !== 'off') throw new UnsupportedPrecisionError(this.name, ir.train.mixedPrecision);
+    const specs = parameterSpecs(ir);
+    const optimizers = { wide: createOptimizer(ir.wide.optimizer), deep: createOptimizer(ir.deep.optimizer) };
+    const values = new Map<string, Float32Array>();
+    const slots = new Map<string, Float32Array[]>();
+    for (const spec of specs) {
+      const value = initialValue(spec, seed);
+      values.set(spec.name, value);
+      if (spec.role !== 'statistic') slots.set(spec.name, optimizers[spec.part].createSlots(value.length));
+    }
+    this.built = { ir, seed, plan: planModel(ir), specs, values, slots, optimizers };
+  }
+
+  async predict(batch: Batch): Promise<Float32Array> {
+    const m = this.model();
+    await this.useBackend();
+    if (batch.size === 0) return new Float32Array(0);
+    const prepared = prepareBatch(m.plan, batch, m.values);
+    const { tf } = this.backend;
+    let p = new Float32Array(0);
+    // Results leave tf.tidy through variables: tidy walks whatever it returns, element by element.
+    tf.tidy(() => {
+      const inputs = this.constantInputs(m, prepared);
+      p = Float32Array.from(tf.sigmoid(forward(tf, m.plan, prepared, inputs, { training: false })).dataSync());
+    });
+    return p;
+  }
+
+  async gradients(batch: Batch, step: number): Promise<Gradients> {
+    await this.useBackend();
+    const { loss: value, dense, sparse } = this.compute(this.model(), batch, step);
+    return { loss: value, dense, sparse };
+  }
+
+  async trainStep(batch: Batch, step: number, lr: LearningRates): Promise<StepResult> {
+    const m = this.model();
+    await this.useBackend();
+    const computed = this.compute(m, batch, step);
+    const partOf = new Map(m.specs.map((s) => [s.name, s.part]));
+    for (const grad of computed.dense) {
+      const part = partOf.get(grad.name)!;
+      m.optimizers[part].applyDense(m.values.get(grad.name)!, grad.data, m.slots.get(grad.name)!, lr[part], step);
+    }
+    for (const grad of computed.sparse) {
+      const part = partOf.get(grad.name)!;
+      m.optimizers[part].applySparse(m.values.get(grad.name)!, grad.dim, grad.rows, grad.values, m.slots.get(grad.name)!, lr[part], step);
+    }
+    for (const [layer, { mean, variance }] of computed.moments) {
+      movingAverage(m.values.get(`${layer}/moving_mean`)!, mean);
+      movingAverage(m.values.get(`${layer}/moving_variance`)!, variance);
+    }
+    return { loss: computed.loss, skippedSteps: 0 };
+  }
+
+  async state(): Promise<NamedTensor[]> {
+    const m = this.model();
+    const out: NamedTensor[] = [];
+    for (const spec of m.specs) {
+      out.push({ name: spec.name, shape: [...spec.shape], data: Float32Array.from(m.values.get(spec.name)!) });
+      const slotSpecs = m.optimizers[spec.part].slots;
+      m.slots.get(spec.name)?.forEach((slot, i) => out.push({ name: `${spec.name}/${slotSpecs[i]!.name}`, shape: [...spec.shape], data: Float32Array.from(slot) }));
+    }
+    return out;
+  }
+
+  async loadState(tensors: readonly NamedTensor[]): Promise<void> {
+    const m = this.model();
+    const targets = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const spec of m.specs) {
+      targets.set(spec.name, { shape: spec.shape, data: m.values.get(spec.name)! });
+      const slotSpecs = m.optimizers[spec.part].slots;
+      m.slots.get(spec.name)?.forEach((slot, i) => targets.set(`${spec.name}/${slotSpecs[i]!.name}`, { shape: spec.shape, data: slot }));
+    }
+    const given = new Map(tensors.map((t) => [t.name, t]));
+    const missing = [...targets.keys()].filter((name) => !given.has(name));
+    const unknown = [...given.keys()].filter((name) => !targets.has(name));
+    if (missing.length > 0 || unknown.length > 0) {
+      throw new Error(`the state does not fit the model \`${m.ir.model}\`:${missing.length > 0 ? ` missing ${list(missing)}` : ''}${unknown.length > 0 ? ` unknown ${list(unknown)}` : ''}`);
+    }
+    for (const [name, target] of targets) {
+      const t = given.get(name)!;
+      if (t.shape.join('x') !== target.shape.join('x') || t.data.length !== target.data.length) {
+        throw new Error(`the state's \`${name}\` has shape [${t.shape.join(', ')}], the model's [${target.shape.join(', ')}]`);
+      }
+    }
+    for (const [name, target] of targets) target.data.set(given.get(name)!.data);
+  }
+
+  dispose(): void {
+    this.built = null;
+  }
+
+  /** tfjs runs one backend at a time: another engine (or test) may have switched it. */
+  private async useBackend(): Promise<void> {
+    if (this.backend.tf.getBackend() !== this.backend.tfName) await activate(this.backend.tf, this.backend.tfName);
+  }
+
+  private model(): Built {
+    if (this.built === null) throw new Error('internal: the engine is used before build()');
+    return this.built;
+  }
+
+  /** Every parameter as a tfjs constant, for inference. */
+  private constantInputs(m: Built, prepared: PreparedBatch): ForwardInputs {
+    const { tf } = this.backend;
+    const cache = new Map<string, Tensor>();
+    const shapes = new Map(m.specs.map((s) => [s.name, s.shape]));
+    return {
+      param: (name) => {
+        let t = cache.get(name);
+        if (t === undefined) {
+          t = tf.tensor(m.values.get(name)!, shapes.get(name)!);
+          cache.set(name, t);
+        }
+        return t;
+      },
+      wideRows: prepared.wide === null ? null : tf.tensor2d(prepared.wide.rows, [prepared.size, prepared.wide.slots]),
+      embeddingRows: prepared.embeddings.map((g) => tf.tensor3d(g.rows, [g.size, g.slots, g.dim])),
+    };
+  }
+
+  /** Loss, gradients and batch moments with dropout on; parameters unchanged. */
+  private compute(m: Built, batch: Batch, step: number): Computed {
+    const trained = m.specs.filter((s) => s.role === 'dense');
+    const moments: Computed['moments'] = new Map();
+    if (batch.size === 0) {
+      return { loss: 0, dense: trained.map((s) => ({ name: s.name, shape: [...s.shape], data: new Float32Array(m.values.get(s.name)!.length) })), sparse: [], moments };
+    }
+    const prepared = prepareBatch(m.plan, batch, m.values);
+    const { tf } = this.backend;
+    const dropoutStream = m.plan.dropout > 0 ? new RandomStream(m.seed, `dropout/${step}`) : null;
+    let value = 0;
+    let grads: Float32Array[] = [];
+    tf.tidy(() => {
+      const constants = this.constantInputs(m, prepared);
+      const leaves = [...trained.map((s) => constants.param(s.name)), ...(constants.wideRows === null ? [] : [constants.wideRows]), ...constants.embeddingRows];
+      const f = (...xs: Tensor[]) => {
+        const byName = new Map(trained.map((s, i) => [s.name, xs[i]!]));
+        let next = trained.length;
+        const inputs: ForwardInputs = {
+          param: (name) => byName.get(name) ?? constants.param(name),
+          wideRows: constants.wideRows === null ? null : xs[next++]!,
+          embeddingRows: constants.embeddingRows.map(() => xs[next++]!),
+        };
+        const mode = { training: true as const, dropoutStream, onMoments: (layer: string, mean: Float32Array, variance: Float32Array) => moments.set(layer, { mean, variance }) };
+        return loss(tf, forward(tf, m.plan, prepared, inputs, mode), prepared.labels, prepared.weights);
+      };
+      const result = tf.valueAndGrads(f)(leaves);
+      value = result.value.dataSync()[0]!;
+      grads = result.grads.map((g) => g.dataSync() as Float32Array);
+    });
+    const dense = trained.map((s, i) => ({ name: s.name, shape: [...s.shape], data: grads[i]! }));
+    const rowGrads = new RowGradientAccumulator();
+    let next = trained.length;
+    if (prepared.wide !== null) rowGrads.add(prepared.wide, grads[next++]!);
+    for (const group of prepared.embeddings) rowGrads.add(group, grads[next++]!);
+    return { loss: value, dense, sparse: rowGrads.finish(), moments };
+  }
+}
+
+/** TF's assign_moving_average: average -= (average - value) * (1 - momentum), in float32. */
+function movingAverage(average: Float32Array, value: Float32Array): void {
+  const rate = Math.fround(1 - BATCH_NORM_MOMENTUM);
+  for (let i = 0; i < average.length; i++) average[i] = Math.fround(average[i]! - Math.fround(Math.fround(average[i]! - value[i]!) * rate));
+}
+
+function list(names: string[]): string {
+  const shown = names.slice(0, 5).map((n) => `\`${n}\``).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
+}
