@@ -95,6 +95,7 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .option('--seed <n>', 'shuffle seed', '0')
     .option('--shuffle', 'shuffle rows (default)')
     .option('--no-shuffle', 'read in file order')
+    .option('--shuffle-block <n>', 'rows per shuffled block (1 shuffles single rows)')
     .action(async (dir: string, opts: BenchDataOptions) => setExit(await (await import('./bench-data.js')).benchDataCommand(dir, opts, io)));
 
   program
