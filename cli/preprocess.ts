@@ -1,19 +1,23 @@
 // `wndc preprocess SPEC --data IN --out DIR [--valid IN2 | --valid-fraction f]`: raw files ->
 // the spec's compiled transforms -> encoded shards in DIR/train (and DIR/valid), manifest last.
 
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelIR } from '../compiler/ir.js';
 import { DataError, type RawFormat, type RawSource } from '../runtime/data/contracts.js';
 import { preprocess, TooManyBadRowsError, type EncodedSink, type PreprocessReport } from '../runtime/data/preprocess.js';
 import { ShardWriter } from '../runtime/data/shards.js';
 import { openRawSource, type SourceOptions } from '../runtime/data/sources/open.js';
+import { openSqlSource } from '../runtime/data/sources/sql.js';
 import { compileSpec } from './commands.js';
 import { EXIT, printDiagnostics, readSpec, UsageError, type CliIO } from './io.js';
 import { readVersion } from './version.js';
 
 export interface PreprocessFlags {
   data?: string;
+  /** A DuckDB query (or `@file` holding one) instead of --data. */
+  sql?: string;
+  validSql?: string;
   out?: string;
   valid?: string;
   validFraction?: string;
@@ -61,9 +65,10 @@ export function shardSink(dir: string, ir: ModelIR, split: 'train' | 'valid', ro
 }
 
 export async function preprocessCommand(file: string, flags: PreprocessFlags, io: CliIO): Promise<number> {
-  if (flags.data === undefined) throw new UsageError('preprocess needs --data: the raw file, glob or folder to read');
+  if ((flags.data === undefined) === (flags.sql === undefined)) throw new UsageError('preprocess needs either --data (the raw file, glob or folder to read) or --sql (a DuckDB query)');
+  if (flags.valid !== undefined && flags.validSql !== undefined) throw new UsageError('give either --valid or --valid-sql, not both');
   if (flags.out === undefined) throw new UsageError('preprocess needs --out: the folder the shards go to');
-  if (flags.valid !== undefined && flags.validFraction !== undefined) throw new UsageError('give either --valid or --valid-fraction, not both');
+  if ((flags.valid !== undefined || flags.validSql !== undefined) && flags.validFraction !== undefined) throw new UsageError('give either --valid or --valid-fraction, not both');
   const fraction = flags.validFraction === undefined ? undefined : Number(flags.validFraction);
   if (fraction !== undefined && !(fraction > 0 && fraction < 1)) throw new UsageError(`--valid-fraction takes a number between 0 and 1, not ${JSON.stringify(flags.validFraction)}`);
   const maxBadRows = wholeNumberFlag('--max-bad-rows', flags.maxBadRows, 0, 0);
@@ -80,9 +85,11 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
   const out = resolve(io.cwd, flags.out);
   const sources: RawSource[] = [];
   try {
-    const train = await openRawSource(resolve(io.cwd, flags.data), ir, options);
+    const open = async (data: string | undefined, sql: string | undefined) =>
+      sql !== undefined ? openSqlSource(readQuery(sql, io), ir, options) : data !== undefined ? openRawSource(resolve(io.cwd, data), ir, options) : undefined;
+    const train = (await open(flags.data, flags.sql))!;
     sources.push(train);
-    const valid = flags.valid === undefined ? undefined : await openRawSource(resolve(io.cwd, flags.valid), ir, options);
+    const valid = await open(flags.valid, flags.validSql);
     if (valid !== undefined) sources.push(valid);
     const withValid = valid !== undefined || fraction !== undefined;
     const sinks = {
@@ -106,6 +113,17 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
     throw e;
   } finally {
     await Promise.all(sources.map((s) => s.close()));
+  }
+}
+
+/** `--sql "SELECT ..."`, or `--sql @query.sql` to read the query from a file. */
+function readQuery(value: string, io: CliIO): string {
+  if (!value.startsWith('@')) return value;
+  const path = resolve(io.cwd, value.slice(1));
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read the query file ${value.slice(1)}`);
   }
 }
 

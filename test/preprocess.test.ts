@@ -87,6 +87,41 @@ test('ipinyou: identity and hashed features of the first row, and a group-free v
   assert.equal(id(s, 0, 'city'), hashBucket('53', 10000));
 });
 
+const movielens = join(SHARED_DATA, 'movielens_100k');
+
+test('movielens: three files joined by a DuckDB query (--sql), the first rating encoded as worked out by hand', { skip: existsSync(movielens) ? false : 'shared data absent' }, async () => {
+  const out = tempDir();
+  let stdout = '';
+  let stderr = '';
+  const io = { stdout: (t: string) => (stdout += t), stderr: (t: string) => (stderr += t), cwd: movielens, color: false };
+  // The query's relative paths are read from the current folder, as DuckDB does.
+  const previous = process.cwd();
+  process.chdir(movielens);
+  let code: number;
+  try {
+    code = await runCli(['preprocess', join(REPO, 'examples/movielens/movielens.wnd'), '--sql', `@${join(REPO, 'examples/movielens/join.sql')}`, '--out', out], io);
+  } finally {
+    process.chdir(previous);
+  }
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^train: 100,000 rows/);
+  const s = shard(join(out, 'train'));
+  assert.equal(s.label.reduce((a, b) => a + b, 0), 55375); // ratings >= 4
+  const ir = compileExample('movielens');
+  const id = (name: string) => ir.layout.ids.find((n) => n.feature === name)!;
+  // User 1's first rating (earliest timestamp, then lowest item): item 168, 5 stars; the user is 24,
+  // M, a technician from 85711; the movie's only genre is Comedy.
+  assert.equal(s.label[0], 1);
+  assert.equal(s.group![0], 1);
+  assert.equal(s.ids[id('item_id').offset], hashBucket(168, 100000));
+  assert.equal(s.ids[id('age_band').offset], 1); // 18 <= 24 < 25
+  assert.equal(s.ids[id('gender').offset], 0); // "M" is the vocabulary's first entry
+  assert.equal(s.ids[id('occupation').offset], 19); // "technician"
+  assert.equal(s.ids[id('zip_prefix').offset], hashBucket('857', 10000));
+  assert.equal(s.ids[id('genres').offset], 5); // "Comedy"
+  assert.equal(s.lengths[id('genres').lengthSlot!], 1);
+});
+
 test('the same synthetic rows through CSV, Parquet and TFRecord give identical shards', async () => {
   const ir = compileExample('outbrain');
   const dir = tempDir();

@@ -3,7 +3,7 @@
 
 import { DuckDBListValue } from '@duckdb/node-api';
 import type { ModelIR } from '../../../compiler/ir.js';
-import { DataError, type RawChunk, type RawRecord, type RawSource } from '../contracts.js';
+import { DataError, type RawChunk, type RawFormat, type RawRecord, type RawSource } from '../contracts.js';
 import { ChunkBuilder, DEFAULT_CHUNK_ROWS, recordFactory } from './chunks.js';
 import { bindColumns } from './columns.js';
 import { BAD, Converter } from './convert.js';
@@ -13,8 +13,13 @@ import type { SourceOptions } from './options.js';
 /** DuckDB types whose values come to JavaScript as numbers, bigints, text or booleans. */
 const PLAIN_TYPE = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|VARCHAR|BOOLEAN)(\[\])?$/;
 
+/** What DuckDB reads for one input: a Parquet file, or (see sql.ts) a query's result. */
+export type Relation = (file: string) => string;
+
+const parquetRelation: Relation = (file) => `read_parquet(${sqlString(file)})`;
+
 export class ParquetSource implements RawSource {
-  readonly format = 'parquet';
+  readonly format: RawFormat = 'parquet';
   private readonly converter: Converter;
 
   constructor(
@@ -22,6 +27,7 @@ export class ParquetSource implements RawSource {
     private readonly ir: ModelIR,
     private readonly options: SourceOptions,
     private readonly db: DuckDb,
+    private readonly relation: Relation = parquetRelation,
   ) {
     this.converter = new Converter(options.listSeparator ?? '|');
   }
@@ -46,7 +52,7 @@ export class ParquetSource implements RawSource {
     if (picked === '') return;
     let stream;
     try {
-      stream = this.db.stream(`SELECT ${picked} FROM read_parquet(${sqlString(file)})`);
+      stream = this.db.stream(`SELECT ${picked} FROM ${this.relation(file)}`);
     } catch (error) {
       throw new DataError({ file, row: 0 }, null, `cannot read the file: ${duckDbProblem(error)}`);
     }
@@ -83,10 +89,10 @@ export class ParquetSource implements RawSource {
 
   private async schema(file: string): Promise<{ name: string; type: string }[]> {
     try {
-      const reader = await this.db.connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(file)})`);
+      const reader = await this.db.connection.runAndReadAll(`DESCRIBE SELECT * FROM ${this.relation(file)}`);
       return reader.getRows().map((row) => ({ name: String(row[0]), type: String(row[1]) }));
     } catch (error) {
-      throw new DataError({ file, row: 0 }, null, `cannot read the file as Parquet: ${duckDbProblem(error)}`);
+      throw new DataError({ file, row: 0 }, null, `cannot read ${this.relation === parquetRelation ? 'the file as Parquet' : 'the query'}: ${duckDbProblem(error)}`);
     }
   }
 
