@@ -127,8 +127,23 @@ const TINY_ROWS: Row[] = [
   { ids: { uid: [0], tag: [2, 4] }, numeric: { xs: 0 }, label: 1, weight: 1 },
 ];
 
+/** erf to 1.2e-7 (Numerical Recipes' erfc Chebyshev fit): float64 Math has none. */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.5 * Math.abs(x));
+  const poly = -x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  const erfc = t * Math.exp(poly);
+  return x >= 0 ? 1 - erfc : erfc - 1;
+}
+
+const ACTIVATIONS: Record<string, (x: number) => number> = {
+  tanh: Math.tanh,
+  relu: (x) => Math.max(x, 0),
+  sigmoid,
+  gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
+};
+
 /** The tiny model's logits in float64, straight from its definition. */
-function tinyLogits(p: Map<string, Float64Array>, rows: Row[]): number[] {
+function tinyLogits(p: Map<string, Float64Array>, rows: Row[], activation = Math.tanh): number[] {
   const get = (name: string) => p.get(name)!;
   return rows.map((row) => {
     const u = row.ids!.uid![0]!;
@@ -140,14 +155,14 @@ function tinyLogits(p: Map<string, Float64Array>, rows: Row[]): number[] {
     const et = [0, 1].map((d) => (tags.length === 0 ? 0 : tags.reduce((s, t) => s + get('deep/embeddings/tag_embedding')[t * 2 + d]!, 0) / tags.length));
     const input = [...eu, ...et, ...[0, 1, 2, 3].map((k) => (k === u ? 1 : 0)), x];
     const kernel = get('deep/layers/dense_0/kernel');
-    const hidden = [0, 1, 2].map((j) => Math.tanh(input.reduce((s, v, i) => s + v * kernel[i * 3 + j]!, get('deep/layers/dense_0/bias')[j]!)));
+    const hidden = [0, 1, 2].map((j) => activation(input.reduce((s, v, i) => s + v * kernel[i * 3 + j]!, get('deep/layers/dense_0/bias')[j]!)));
     const deep = hidden.reduce((s, h, j) => s + h * get('deep/layers/logit/kernel')[j]!, get('deep/layers/logit/bias')[0]!);
     return wide + deep;
   });
 }
 
-function tinyLoss(p: Map<string, Float64Array>, rows: Row[]): number {
-  const z = tinyLogits(p, rows);
+function tinyLoss(p: Map<string, Float64Array>, rows: Row[], activation = Math.tanh): number {
+  const z = tinyLogits(p, rows, activation);
   return rows.reduce((s, row, i) => s + (row.weight ?? 1) * bce(z[i]!, row.label), 0) / rows.length;
 }
 
@@ -233,6 +248,18 @@ test('gradients equal float64 finite differences; tables get coalesced rows of t
     assertClose(s.values, touched, GRADIENT_TOLERANCE, s.name);
     const untouched = full.filter((_, i) => !s.rows.includes(Math.floor(i / s.dim)));
     assert.ok(untouched.every((g) => g === 0), `${s.name}: rows not in the batch have no gradient`);
+  }
+});
+
+test('every activation: probabilities and tower gradients equal the float64 reference', async () => {
+  for (const [name, activation] of Object.entries(ACTIVATIONS)) {
+    const ir = compile(TINY.replace('activation: tanh', `activation: ${name}`));
+    const engine = await engineFor(ir);
+    const p = await randomiseParameters(engine, ir, 21);
+    const batch = batchOf(ir, TINY_ROWS);
+    assertClose(await engine.predict(batch), tinyLogits(p, TINY_ROWS, activation).map(sigmoid), () => 1e-6, `${name} p`);
+    const kernel = (await engine.gradients(batch, 0)).dense.find((d) => d.name === 'deep/layers/dense_0/kernel')!;
+    assertClose(kernel.data, finiteDifferences(p, kernel.name, (q) => tinyLoss(q, TINY_ROWS, activation)), GRADIENT_TOLERANCE, `${name} kernel`);
   }
 });
 
@@ -647,22 +674,27 @@ test('auto picks the first backend that loads and says why the others were passe
   const loaded = await loadBackend('auto', {
     importer: importerWithout({
       '@tensorflow/tfjs-node-gpu': notInstalled('@tensorflow/tfjs-node-gpu'),
-      '@tensorflow/tfjs-node': new Error('libtensorflow.so.2: cannot open shared object file\n    at Module._extensions'),
+      // installed, but one of its own dependencies is missing: not "not installed"
+      '@tensorflow/tfjs-node': Object.assign(new Error("Cannot find module '@mapbox/node-pre-gyp'\nRequire stack:\n- /app/node_modules/@tensorflow/tfjs-node/dist/index.js"), { code: 'MODULE_NOT_FOUND' }),
     }),
   });
   assert.equal(loaded.name, 'wasm');
   assert.equal(loaded.device, 'CPU (tfjs wasm, 1 thread, SIMD)');
   assert.deepEqual(loaded.skipped, [
     { name: 'tfjs-node-gpu', reason: 'not installed' },
-    { name: 'tfjs-node', reason: 'libtensorflow.so.2: cannot open shared object file' },
+    { name: 'tfjs-node', reason: "Cannot find module '@mapbox/node-pre-gyp'" },
   ]);
 });
 
-test('a backend asked for by name that is not installed is an error naming the fix', async () => {
+test('a backend asked for by name that does not load is an error saying why and naming the fix', async () => {
   await assert.rejects(loadBackend('tfjs-node', { importer: importerWithout({ '@tensorflow/tfjs-node': notInstalled('@tensorflow/tfjs-node') }) }), (error: unknown) => {
     assert.ok(error instanceof BackendUnavailableError);
     assert.equal(error.message, 'the TensorFlow.js backend `tfjs-node` is not available: not installed; install it with `npm install @tensorflow/tfjs-node`, or use `--engine tfjs`');
     return true;
+  });
+  const broken = { '@tensorflow/tfjs-node': new Error('libtensorflow.so.2: cannot open shared object file: No such file or directory\n    at Module._extensions..node') };
+  await assert.rejects(loadBackend('tfjs-node', { importer: importerWithout(broken) }), {
+    message: 'the TensorFlow.js backend `tfjs-node` is not available: libtensorflow.so.2: cannot open shared object file: No such file or directory; install it with `npm install @tensorflow/tfjs-node`, or use `--engine tfjs`',
   });
 });
 

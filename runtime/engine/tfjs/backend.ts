@@ -61,8 +61,6 @@ const defaultImporter: ModuleImporter = (specifier) => import(specifier);
 
 export interface LoadOptions {
   importer?: ModuleImporter;
-  /** Threads of the wasm backend; tfjs 4.22 runs it single-threaded under Node (see docs/engine.md). */
-  wasmThreads?: number;
 }
 
 /** Loads `choice` (or, for `auto`, the first backend that loads) and makes it tfjs's backend. */
@@ -71,15 +69,17 @@ export async function loadBackend(choice: TfjsBackendChoice = 'auto', options: L
   const candidates = choice === 'auto' ? BACKEND_PREFERENCE : [choice];
   const skipped: LoadedBackend['skipped'] = [];
   for (const name of candidates) {
+    let loaded: Awaited<ReturnType<Loader>>;
     try {
-      const loaded = await LOADERS[name](importer, options);
-      await registerGradients(loaded.tf, importer);
-      return { ...loaded, name, skipped };
+      loaded = await LOADERS[name](importer);
     } catch (error) {
-      const reason = error instanceof BackendUnavailableError ? error.reason : describeLoadError(error);
+      const reason = describeLoadError(error, PACKAGES[name]);
       if (choice !== 'auto') throw new BackendUnavailableError(name, reason);
       skipped.push({ name, reason });
+      continue;
     }
+    await registerGradients(loaded.tf, importer);
+    return { ...loaded, name, skipped };
   }
   throw new Error(`internal: no TensorFlow.js backend loaded (${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})`);
 }
@@ -96,19 +96,26 @@ async function registerGradients(tf: Tf, importer: ModuleImporter): Promise<void
   try {
     await importer('@tensorflow/tfjs-layers');
   } catch (error) {
-    throw new Error(`tfjs has no gradient functions: @tensorflow/tfjs-layers, which registers them, could not be loaded (${describeLoadError(error)})`);
+    throw new Error(`tfjs has no gradient functions: @tensorflow/tfjs-layers, which registers them, could not be loaded (${describeLoadError(error, '@tensorflow/tfjs-layers')})`);
   }
   if (tf.getGradient('Add') === undefined) throw new Error('internal: @tensorflow/tfjs-layers loaded but registered no gradient functions');
 }
 
-type Loader = (importer: ModuleImporter, options: LoadOptions) => Promise<{ tf: Tf; tfName: string; device: string }>;
+const PACKAGES: Record<TfjsBackendName, string> = {
+  'tfjs-node-gpu': '@tensorflow/tfjs-node-gpu',
+  'tfjs-node': '@tensorflow/tfjs-node',
+  wasm: '@tensorflow/tfjs-backend-wasm',
+  cpu: '@tensorflow/tfjs-backend-cpu',
+};
+
+type Loader = (importer: ModuleImporter) => Promise<{ tf: Tf; tfName: string; device: string }>;
 
 const LOADERS: Record<TfjsBackendName, Loader> = {
-  'tfjs-node-gpu': (importer) => loadNode(importer, '@tensorflow/tfjs-node-gpu', 'GPU'),
-  'tfjs-node': (importer) => loadNode(importer, '@tensorflow/tfjs-node', 'CPU'),
+  'tfjs-node-gpu': (importer) => loadNode(importer, PACKAGES['tfjs-node-gpu'], 'GPU'),
+  'tfjs-node': (importer) => loadNode(importer, PACKAGES['tfjs-node'], 'CPU'),
   wasm: loadWasm,
   cpu: async (importer) => {
-    await importer('@tensorflow/tfjs-backend-cpu');
+    await importer(PACKAGES.cpu);
     await activate(tfcore, 'cpu');
     return { tf: tfcore, tfName: 'cpu', device: 'CPU (tfjs cpu, plain JavaScript)' };
   },
@@ -122,27 +129,27 @@ const LOADERS: Record<TfjsBackendName, Loader> = {
 async function loadNode(importer: ModuleImporter, specifier: string, kind: 'CPU' | 'GPU'): Promise<{ tf: Tf; tfName: string; device: string }> {
   const module = (await importer(specifier)) as Partial<Tf> & { default?: Partial<Tf> };
   const tf = (typeof module.setBackend === 'function' ? module : module.default) as Tf | undefined;
-  if (tf === undefined || typeof tf.setBackend !== 'function') throw new BackendUnavailableError(specifier === '@tensorflow/tfjs-node-gpu' ? 'tfjs-node-gpu' : 'tfjs-node', 'the package does not export the tfjs API');
+  if (tf === undefined || typeof tf.setBackend !== 'function') throw new Error(`${specifier} does not export the tfjs API`);
   await activate(tf, 'tensorflow');
   return { tf, tfName: 'tensorflow', device: `${kind} (${specifier.slice('@tensorflow/'.length)}, libtensorflow)` };
 }
 
-async function loadWasm(importer: ModuleImporter, options: LoadOptions): Promise<{ tf: Tf; tfName: string; device: string }> {
+async function loadWasm(importer: ModuleImporter): Promise<{ tf: Tf; tfName: string; device: string }> {
   const restoreListeners = keepProcessListeners();
   try {
-    return await initWasm(importer, options);
+    return await initWasm(importer);
   } finally {
     restoreListeners();
   }
 }
 
-async function initWasm(importer: ModuleImporter, options: LoadOptions): Promise<{ tf: Tf; tfName: string; device: string }> {
-  const wasm = (await importer('@tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
-  // Under Node the .wasm binaries are read from the file system: point tfjs at the package's dist
-  // folder as a plain path with a trailing slash (a file: URL works too; the default, a path
-  // relative to the bundle, does not resolve from an ESM entry point).
+async function initWasm(importer: ModuleImporter): Promise<{ tf: Tf; tfName: string; device: string }> {
+  const wasm = (await importer(PACKAGES.wasm)) as typeof import('@tensorflow/tfjs-backend-wasm');
+  // Under Node the .wasm binaries are read from the file system. Without a path, Emscripten reads
+  // them beside its glue code (dist/wasm-out/), which works until the package is bundled; name
+  // the package's dist/ folder explicitly, as a plain path with a trailing slash (a file: URL
+  // works too).
   wasm.setWasmPaths(wasmDistFolder());
-  if (options.wasmThreads !== undefined) wasm.setThreadsCount(options.wasmThreads);
   await activate(tfcore, 'wasm');
   const simd = (await tfcore.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = wasm.getThreadsCount();
@@ -177,10 +184,11 @@ export async function activate(tf: Tf, backend: string): Promise<void> {
   await tf.ready();
 }
 
-/** A short reason: "not installed" for a missing package, else the loader's first line. */
-export function describeLoadError(error: unknown): string {
+/** A short reason: "not installed" when `specifier` itself is missing, else the error's first line. */
+export function describeLoadError(error: unknown, specifier: string): string {
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return 'not installed';
   const message = error instanceof Error ? error.message : String(error);
+  // A package that is there but misses one of its own dependencies is not "not installed".
+  if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && message.includes(`'${specifier}'`)) return 'not installed';
   return message.split('\n')[0] ?? message;
 }

@@ -27,6 +27,8 @@ interface Built {
   /** Optimizer slots of every trained parameter, in the optimizer's slot order. */
   slots: Map<string, Float32Array[]>;
   optimizers: { wide: Optimizer; deep: Optimizer };
+  /** Reused from step to step: it keeps an id -> position index per table. */
+  rowGradients: RowGradientAccumulator;
 }
 
 interface Computed extends Gradients {
@@ -59,7 +61,7 @@ export class TfjsEngine implements Engine {
       values.set(spec.name, value);
       if (spec.role !== 'statistic') slots.set(spec.name, optimizers[spec.part].createSlots(value.length));
     }
-    this.built = { ir, seed, plan: planModel(ir), specs, values, slots, optimizers };
+    this.built = { ir, seed, plan: planModel(ir), specs, values, slots, optimizers, rowGradients: new RowGradientAccumulator() };
   }
 
   async predict(batch: Batch): Promise<Float32Array> {
@@ -201,11 +203,10 @@ export class TfjsEngine implements Engine {
       grads = result.grads.map((g) => g.dataSync() as Float32Array);
     });
     const dense = trained.map((s, i) => ({ name: s.name, shape: [...s.shape], data: grads[i]! }));
-    const rowGrads = new RowGradientAccumulator();
     let next = trained.length;
-    if (prepared.wide !== null) rowGrads.add(prepared.wide, grads[next++]!);
-    for (const group of prepared.embeddings) rowGrads.add(group, grads[next++]!);
-    return { loss: value, dense, sparse: rowGrads.finish(), moments };
+    if (prepared.wide !== null) m.rowGradients.add(prepared.wide, grads[next++]!);
+    for (const group of prepared.embeddings) m.rowGradients.add(group, grads[next++]!);
+    return { loss: value, dense, sparse: m.rowGradients.finish(), moments };
   }
 }
 
