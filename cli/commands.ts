@@ -7,12 +7,21 @@ import { hasErrors } from '../compiler/diagnostics.js';
 import { writeFileAtomic } from '../compiler/fs.js';
 import { inspectText, inspectJson } from '../compiler/inspect.js';
 import type { ModelAst } from '../dsl/ast.js';
+import type { ModelIR } from '../compiler/ir.js';
 import { printWnd } from '../dsl/wnd/print.js';
 import { printYaml } from '../dsl/yaml/print.js';
 import { EXIT, parseDiagnosticFormat, printDiagnostics, readSpec, UsageError, type CliIO, type SpecFile } from './io.js';
 
 export function compileSpec(spec: SpecFile): CompileResult {
   return compileSource(spec.source, spec.path, spec.format, { baseDir: dirname(spec.absolute) });
+}
+
+/** Reads and compiles a spec for a command that needs its IR; prints the diagnostics and returns undefined on errors. */
+export function compileSpecFile(file: string, io: CliIO): ModelIR | undefined {
+  const spec = readSpec(file, io);
+  const result = compileSpec(spec);
+  if (result.ir === undefined) printDiagnostics(spec, result.diagnostics, 'text', io);
+  return result.ir;
 }
 
 export function checkCommand(file: string, opts: { format?: string }, io: CliIO): number {

@@ -9,8 +9,8 @@ import { preprocess, TooManyBadRowsError, type EncodedSink, type PreprocessRepor
 import { ShardWriter } from '../runtime/data/shards.js';
 import { openRawSource, type SourceOptions } from '../runtime/data/sources/open.js';
 import { openSqlSource } from '../runtime/data/sources/sql.js';
-import { compileSpec } from './commands.js';
-import { EXIT, printDiagnostics, readSpec, UsageError, type CliIO } from './io.js';
+import { compileSpecFile } from './commands.js';
+import { EXIT, UsageError, type CliIO } from './io.js';
 import { readVersion } from './version.js';
 
 export interface PreprocessFlags {
@@ -75,13 +75,8 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
   const rowsPerShard = wholeNumberFlag('--rows-per-shard', flags.rowsPerShard, 262_144, 1);
   const options = sourceOptions(flags);
 
-  const spec = readSpec(file, io);
-  const result = compileSpec(spec);
-  if (result.ir === undefined) {
-    printDiagnostics(spec, result.diagnostics, 'text', io);
-    return EXIT.diagnostics;
-  }
-  const ir = result.ir;
+  const ir = compileSpecFile(file, io);
+  if (ir === undefined) return EXIT.diagnostics;
   const out = resolve(io.cwd, flags.out);
   const sources: RawSource[] = [];
   try {

@@ -14,9 +14,10 @@ import { specHash } from '../runtime/data/spec-hash.js';
 import { synthSource } from '../runtime/data/synth.js';
 import { UnsupportedPrecisionError, type Engine } from '../runtime/engine/engine.js';
 import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
-import { compileSpec } from './commands.js';
-import { EXIT, printDiagnostics, readSpec, UsageError, type CliIO } from './io.js';
+import { compileSpecFile } from './commands.js';
+import { EXIT, UsageError, type CliIO } from './io.js';
 import { shardSink, wholeNumberFlag } from './preprocess.js';
+import { createTrainingProgress } from './progress.js';
 import { readVersion } from './version.js';
 import { writeFileAtomic } from '../compiler/fs.js';
 
@@ -138,13 +139,8 @@ function formatMetrics(m: Record<string, number>): string {
 export async function runCommand(file: string, flags: RunFlags, io: CliIO): Promise<number> {
   const modes = [flags.evaluate, flags.predict !== undefined, flags.benchmark].filter(Boolean).length;
   if (modes > 1) throw new UsageError('choose one of --evaluate, --predict and --benchmark');
-  const spec = readSpec(file, io);
-  const result = compileSpec(spec);
-  if (result.ir === undefined) {
-    printDiagnostics(spec, result.diagnostics, 'text', io);
-    return EXIT.diagnostics;
-  }
-  const ir = result.ir;
+  const ir = compileSpecFile(file, io);
+  if (ir === undefined) return EXIT.diagnostics;
   applyOverrides(ir, flags);
   const modelDir = resolve(io.cwd, flags.modelDir ?? join('runs', ir.model));
   const keep = wholeNumberFlag('--keep_checkpoints', flags.keepCheckpoints, 3, 1);
@@ -169,7 +165,19 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
         return await predict(ir, engine, target, resolve(io.cwd, flags.predict!), io);
       }
       const started = performance.now();
-      let lastPrint = 0;
+      const progress = createTrainingProgress(io, { epochs: ir.train.epochs });
+      const runInfo = {
+        model: ir.model,
+        specHash: specHash(ir),
+        train: ir.train,
+        wide: { optimizer: ir.wide.optimizer, schedule: ir.wide.schedule },
+        deep: { optimizer: ir.deep.optimizer, schedule: ir.deep.schedule },
+        engine: engine.name,
+        device: engine.capabilities.device,
+        wndcVersion: readVersion(),
+        data: data.origin,
+        startedAt: new Date().toISOString(),
+      };
       const summary = await trainModel({
         ir,
         engine,
@@ -178,14 +186,10 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
         modelDir,
         keepCheckpoints: keep,
         wndcVersion: readVersion(),
-        onStep: (p) => {
-          const now = performance.now();
-          if (now - lastPrint < 2000 && p.batchInEpoch !== p.batchesPerEpoch) return;
-          lastPrint = now;
-          io.stderr(`epoch ${p.epoch + 1}/${ir.train.epochs} batch ${p.batchInEpoch}/${p.batchesPerEpoch} step ${p.step} loss ${p.loss.toFixed(4)} ${Math.round(p.examplesPerSecond).toLocaleString('en-US')} examples/s\n`);
-        },
-        onEval: (e) => io.stderr(`eval after epoch ${e.epoch}: ${formatMetrics(e.metrics)} (${e.rows.toLocaleString('en-US')} rows)\n`),
-      });
+        runInfo,
+        onStep: (p) => progress.step(p),
+        onEval: (e) => progress.line(`eval after epoch ${e.epoch}: ${formatMetrics(e.metrics)} (${e.rows.toLocaleString('en-US')} rows)\n`),
+      }).finally(() => progress.stop());
       const seconds = (performance.now() - started) / 1000;
       if (summary.resumedFrom !== null) io.stderr(`resumed from step ${summary.resumedFrom}\n`);
       io.stdout(`${JSON.stringify({ model: ir.model, steps: summary.steps, seconds: Number(seconds.toFixed(1)), modelDir, ...(summary.lastEval ? summary.lastEval.metrics : {}) })}\n`);

@@ -2,12 +2,12 @@
 // written as CSV or Parquet, with the ground truth's reference scores on stderr.
 
 import { mkdirSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
-import { compileSource } from '../compiler/compile.js';
+import { basename, join, relative, resolve } from 'node:path';
 import { mapK, synthSource, writeCsv, writeParquet } from '../runtime/data/synth.js';
 import { preprocess } from '../runtime/data/preprocess.js';
 import { DEFAULT_ROWS_PER_SHARD } from '../runtime/data/shards.js';
-import { EXIT, printDiagnostics, readSpec, UsageError, type CliIO } from './io.js';
+import { compileSpecFile } from './commands.js';
+import { EXIT, UsageError, type CliIO } from './io.js';
 import { shardSink } from './preprocess.js';
 
 export interface SynthCommandOptions {
@@ -43,13 +43,8 @@ export async function synthCommand(file: string, opts: SynthCommandOptions, io: 
   if (opts.out === undefined) throw new UsageError('--out is required: the folder to write the rows to');
   const rows = wholeNumber('--rows', opts.rows, 1);
   const format = parseSynthFormat(opts.format);
-  const spec = readSpec(file, io);
-  const result = compileSource(spec.source, spec.path, spec.format, { baseDir: dirname(spec.absolute) });
-  if (result.ir === undefined) {
-    printDiagnostics(spec, result.diagnostics, 'text', io);
-    return EXIT.diagnostics;
-  }
-  const ir = result.ir;
+  const ir = compileSpecFile(file, io);
+  if (ir === undefined) return EXIT.diagnostics;
   const seed = opts.seed === undefined ? ir.train.seed : wholeNumber('--seed', opts.seed, 0);
   const outDir = resolve(io.cwd, opts.out);
   mkdirSync(outDir, { recursive: true });

@@ -2,7 +2,7 @@
 // of a list item. Front ends use this to name positional arguments, printers to decide quoting,
 // the checker to validate. All of it is read from the language table.
 
-import type { Arg, CallValue, Ident, Span, Value } from './ast.js';
+import type { Arg, Ident, Span, Value } from './ast.js';
 import { BLOCK_PROPS, FAMILIES, type CallableSpec, type FamilyName, type ParamSpec, type ParamType } from './language.js';
 
 export type BlockKey = keyof typeof BLOCK_PROPS;

@@ -64,11 +64,6 @@ function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'wndc-synth-'));
 }
 
-function column(ir: ModelIR, name: string): ColumnIR {
-  const c = ir.columns.find((x) => x.name === name);
-  assert.ok(c, name);
-  return c;
-}
 
 // --- determinism ---------------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ interface Example {
 
 /** JSON with hexadecimal integers outside strings. */
 function parseJsonWithHex(text: string): unknown {
-  const decimal = text.replace(/("(?:[^"\\]|\\.)*")|0x([0-9a-fA-F]+)/g, (match, quoted: string | undefined, hex: string | undefined) =>
+  const decimal = text.replace(/("(?:[^"\\]|\\.)*")|0x([0-9a-fA-F]+)/g, (_match, quoted: string | undefined, hex: string | undefined) =>
     quoted !== undefined ? quoted : String(parseInt(hex!, 16)),
   );
   return JSON.parse(decimal);

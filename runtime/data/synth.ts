@@ -767,7 +767,7 @@ export class SynthGenerator {
   private readonly rowDrawer: (rng: Rng) => RawRecord;
 
   constructor(
-    private readonly ir: ModelIR,
+    ir: ModelIR,
     private readonly options: SynthOptions,
   ) {
     if (!Number.isSafeInteger(options.seed) || options.seed < 0) throw new Error(`internal: synth seed must be a non-negative safe integer, not ${options.seed}`);

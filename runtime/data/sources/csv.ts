@@ -8,7 +8,7 @@
 // too many has text in c{n}.
 
 import type { ModelIR } from '../../../compiler/ir.js';
-import { DataError, type RawChunk, type RawFormat, type RawRecord, type RawSource } from '../contracts.js';
+import { DataError, type RawChunk, type RawFormat, type RawSource } from '../contracts.js';
 import { ChunkBuilder, DEFAULT_CHUNK_ROWS, recordFactory } from './chunks.js';
 import { bindColumns, type BoundColumn } from './columns.js';
 import { BAD, Converter } from './convert.js';

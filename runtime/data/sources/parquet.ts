@@ -3,7 +3,7 @@
 
 import { DuckDBListValue } from '@duckdb/node-api';
 import type { ModelIR } from '../../../compiler/ir.js';
-import { DataError, type RawChunk, type RawFormat, type RawRecord, type RawSource } from '../contracts.js';
+import { DataError, type RawChunk, type RawFormat, type RawSource } from '../contracts.js';
 import { ChunkBuilder, DEFAULT_CHUNK_ROWS, recordFactory } from './chunks.js';
 import { bindColumns } from './columns.js';
 import { BAD, Converter } from './convert.js';
