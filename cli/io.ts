@@ -13,6 +13,8 @@ export interface CliIO {
   cwd: string;
   /** Colour diagnostics (a terminal, not CI, NO_COLOR unset). */
   color: boolean;
+  /** Live progress bars (stderr is a terminal, not CI); absent or false: plain progress lines. */
+  interactive?: boolean;
 }
 
 export const EXIT = { ok: 0, diagnostics: 1, usage: 2, failure: 3 } as const;

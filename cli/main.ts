@@ -7,6 +7,7 @@ import { readVersion } from './version.js';
 // The data commands load DuckDB and Apache Arrow: imported on use, so `wndc check` starts fast.
 import type { BenchDataOptions } from './bench-data.js';
 import type { PreprocessFlags } from './preprocess.js';
+import type { ReportOptions } from './report.js';
 import type { RunFlags } from './run.js';
 import type { SynthCommandOptions } from './synth.js';
 import { EXIT, UsageError, type CliIO } from './io.js';
@@ -124,6 +125,13 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .option('--keep-checkpoints <n>', 'checkpoints kept in the model dir', '3')
     .action(async (file: string, opts: RunFlags) => setExit(await (await import('./run.js')).runCommand(file, opts, io)));
 
+  program
+    .command('report')
+    .description('one self-contained HTML page: learning curves, the last evaluation, the run settings')
+    .argument('<model_dir>', 'a model folder written by wndc run (metrics.jsonl, run.json)')
+    .option('-o, --output <file>', 'write here (default: <model_dir>/report.html)')
+    .action(async (dir: string, opts: ReportOptions) => setExit(await (await import('./report.js')).reportCommand(dir, opts, io)));
+
   return program;
 }
 
@@ -186,5 +194,6 @@ export function processIO(): CliIO {
     stderr: (s) => process.stderr.write(s),
     cwd: process.cwd(),
     color: Boolean(process.stderr.isTTY) && !process.env.CI && process.env.NO_COLOR === undefined,
+    interactive: Boolean(process.stderr.isTTY) && !process.env.CI,
   };
 }

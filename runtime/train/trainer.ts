@@ -5,6 +5,7 @@
 
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../compiler/fs.js';
 import type { ModelIR } from '../../compiler/ir.js';
 import { describeMismatch, loadLatestCheckpoint, saveCheckpoint, type CheckpointMeta } from '../checkpoint.js';
 import { BatchReader } from '../data/batches.js';
@@ -23,6 +24,8 @@ export interface TrainOptions {
   modelDir?: string;
   keepCheckpoints?: number;
   wndcVersion: string;
+  /** The run's settings (model, engine, data, start time...): written to model_dir/run.json when training starts, for `wndc report`. */
+  runInfo?: Record<string, unknown>;
   /** Called after every step, for progress lines. */
   onStep?: (p: StepProgress) => void;
   /** Called after every evaluation. */
@@ -71,6 +74,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
   let resumedFrom: number | null = null;
   if (o.modelDir !== undefined) {
     mkdirSync(o.modelDir, { recursive: true });
+    if (o.runInfo !== undefined) writeFileAtomic(join(o.modelDir, 'run.json'), `${JSON.stringify(o.runInfo, null, 2)}\n`);
     const ckpt = loadLatestCheckpoint(o.modelDir);
     if (ckpt !== undefined) {
       // Training settings may change between runs (more epochs, another rate); the model's tensors may not.
