@@ -89,7 +89,7 @@ test('ipinyou: identity and hashed features of the first row, and a group-free v
 
 const movielens = join(SHARED_DATA, 'movielens_100k');
 
-test('movielens: three files joined by a DuckDB query (--sql), the first rating encoded as worked out by hand', { skip: existsSync(movielens) ? false : 'shared data absent' }, async () => {
+test('movielens: three files joined by DuckDB queries (--sql, --valid-sql), the first rating encoded as worked out by hand', { skip: existsSync(movielens) ? false : 'shared data absent' }, async () => {
   const out = tempDir();
   let stdout = '';
   let stderr = '';
@@ -99,14 +99,17 @@ test('movielens: three files joined by a DuckDB query (--sql), the first rating 
   process.chdir(movielens);
   let code: number;
   try {
-    code = await runCli(['preprocess', join(REPO, 'examples/movielens/movielens.wnd'), '--sql', `@${join(REPO, 'examples/movielens/join.sql')}`, '--out', out], io);
+    const query = (name: string) => `@${join(REPO, 'examples/movielens', name)}`;
+    code = await runCli(['preprocess', join(REPO, 'examples/movielens/movielens.wnd'), '--sql', query('train.sql'), '--valid-sql', query('valid.sql'), '--out', out], io);
   } finally {
     process.chdir(previous);
   }
   assert.equal(code, 0, stderr);
-  assert.match(stdout, /^train: 100,000 rows/);
+  assert.match(stdout, /^train: 79,619 rows/); // each user's latest 20% (rounded up) are held out
+  assert.match(stdout, /\nvalid: 20,381 rows/);
   const s = shard(join(out, 'train'));
-  assert.equal(s.label.reduce((a, b) => a + b, 0), 55375); // ratings >= 4
+  const v = shard(join(out, 'valid'));
+  assert.equal(s.label.reduce((a, b) => a + b, 0) + v.label.reduce((a, b) => a + b, 0), 55375); // ratings >= 4
   const ir = compileExample('movielens');
   const id = (name: string) => ir.layout.ids.find((n) => n.feature === name)!;
   // User 1's first rating (earliest timestamp, then lowest item): item 168, 5 stars; the user is 24,

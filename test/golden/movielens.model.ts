@@ -434,7 +434,7 @@ export const ir: ModelIR = {
   train: {
     batchSize: 1024,
     evalBatchSize: 1024,
-    epochs: 5,
+    epochs: 10,
     seed: 0,
     mixedPrecision: "off",
     metrics: [{ kind: "map", k: 12 }, { kind: "auc" }, { kind: "logloss" }],
