@@ -3,6 +3,7 @@
 // the latest checkpoint, and refuses --amp on an engine without mixed precision.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,4 +69,41 @@ test('--evaluate without a checkpoint, and conflicting modes, are usage errors',
   const both = await wndc(['run', SPEC, '--evaluate', '--benchmark']);
   assert.equal(both.code, 2);
   assert.equal(both.stderr, 'wndc: choose one of --evaluate, --predict and --benchmark\n');
+});
+
+test('a run killed mid-epoch resumes from its last checkpoint to the weights of an uninterrupted run', async () => {
+  const whole = mkdtempSync(join(tmpdir(), 'wndc-run-'));
+  const killed = mkdtempSync(join(tmpdir(), 'wndc-run-'));
+  const args = ['run', SPEC, '--num_epochs', '4', ...COMMON];
+  assert.equal((await wndc([...args, '--model_dir', whole])).code, 0);
+  // A separate process, killed (SIGKILL: no chance to clean up) once its first checkpoint exists.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli', 'wndc.ts'), ...args, '--model_dir', killed], { cwd: REPO, env: process.env, stdio: 'ignore' });
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  let wasKilled = false;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (child.exitCode !== null) break;
+    if (readdirSync(killed).some((f) => f.startsWith('ckpt-'))) {
+      child.kill('SIGKILL');
+      wasKilled = true;
+      break;
+    }
+  }
+  await exited;
+  assert.ok(wasKilled, 'the run ended before it could be killed');
+  assert.deepEqual(readdirSync(killed).filter((f) => f.endsWith('.tmp')), [], 'no half-written checkpoint is visible');
+  const before = loadLatestCheckpoint(killed)!.meta.step;
+  const resumed = await wndc([...args, '--model_dir', killed]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`resumed from step ${before}\\b`));
+  assert.deepEqual(loadLatestCheckpoint(killed)!.tensors, loadLatestCheckpoint(whole)!.tensors);
+});
+
+test('a loss that becomes NaN or infinite stops the run with a message and exit 3', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wndc-run-'));
+  const r = await wndc(['run', SPEC, '--model_dir', dir, '--num_epochs', '1', '--linear_learning_rate', '1e30', '--deep_learning_rate', '1e30', ...COMMON]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /wndc: the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 1\); the last good checkpoint is kept in /);
+  assert.match(r.stderr, /lower the learning rates, add a warm-up, or check the data for extreme values/);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('ckpt-')), []);
 });
