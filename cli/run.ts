@@ -230,13 +230,14 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
   return EXIT.ok;
 }
 
-/** `--predict OUT`: one CSV line per row: group (when the model has one), label, score. */
+/** `--predict OUT`: one CSV line per row, in data order: its position, group (when the model has one), label, score. */
 async function predict(ir: ModelIR, engine: Engine, data: ShardSet, out: string, io: CliIO): Promise<number> {
   const reader = new BatchReader(data, { batchSize: ir.train.evalBatchSize, shuffle: false, lastBatch: 'keep' });
-  const lines: string[] = [data.hasGroup ? `${ir.roles.group},${ir.roles.label},score` : `${ir.roles.label},score`];
+  const lines: string[] = [data.hasGroup ? `row,${ir.roles.group},${ir.roles.label},score` : `row,${ir.roles.label},score`];
+  let row = 0;
   for (const batch of reader.batches(0)) {
     const scores = await engine.predict(batch);
-    for (let i = 0; i < batch.size; i++) lines.push(data.hasGroup ? `${batch.group[i]},${batch.label[i]},${scores[i]}` : `${batch.label[i]},${scores[i]}`);
+    for (let i = 0; i < batch.size; i++, row++) lines.push(data.hasGroup ? `${row},${batch.group[i]},${batch.label[i]},${scores[i]}` : `${row},${batch.label[i]},${scores[i]}`);
   }
   writeFileAtomic(out, `${lines.join('\n')}\n`);
   io.stderr(`wrote ${lines.length - 1} scores to ${out}\n`);

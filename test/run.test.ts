@@ -38,7 +38,21 @@ test('training on synthetic data beats chance and leaves metrics.jsonl and check
 
   const evaluated = await wndc(['run', SPEC, '--model_dir', dir, '--evaluate', ...COMMON]);
   assert.equal(evaluated.code, 0, evaluated.stderr);
-  assert.equal((JSON.parse(evaluated.stdout) as { auc: number }).auc, out.auc);
+  const evaluation = JSON.parse(evaluated.stdout) as { auc: number; rows: number };
+  assert.equal(evaluation.auc, out.auc);
+
+  const predictions = join(dir, 'scores.csv');
+  const predicted = await wndc(['run', SPEC, '--model_dir', dir, '--predict', predictions, ...COMMON]);
+  assert.equal(predicted.code, 0, predicted.stderr);
+  const scores = readFileSync(predictions, 'utf8').trim().split('\n');
+  assert.equal(scores[0], 'row,request_id,clicked,score');
+  assert.equal(scores.length - 1, evaluation.rows);
+  scores.slice(1).forEach((line, i) => {
+    const [row, , label, score] = line.split(',').map(Number);
+    assert.equal(row, i);
+    assert.ok(label === 0 || label === 1);
+    assert.ok(score! > 0 && score! < 1, line);
+  });
 });
 
 test('a run resumed from its checkpoint ends with the same weights as an uninterrupted run', async () => {
