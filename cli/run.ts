@@ -148,21 +148,15 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
     const engine = await createEngine(flags.engine);
     try {
       if (ir.train.mixedPrecision !== 'off' && engine.capabilities.mixedPrecision.length === 0) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
+      if (flags.predict !== undefined) return await predictCommand(ir, engine, flags, modelDir, file, io);
       const data = await resolveData(ir, flags, modelDir, io);
       io.stderr(`model ${ir.model}: ${ir.sizes.parameters.total.toLocaleString('en-US')} parameters on ${engine.capabilities.device}; data ${data.origin}: ${data.train.rows.toLocaleString('en-US')} train rows${data.valid ? `, ${data.valid.rows.toLocaleString('en-US')} validation rows` : ''}\n`);
       if (flags.benchmark) return await benchmark(ir, engine, data, flags, io);
-      if (flags.evaluate || flags.predict !== undefined) {
-        await engine.build(ir, ir.train.seed);
-        const ckpt = loadLatestCheckpoint(modelDir);
-        if (ckpt === undefined) throw new UsageError(`no checkpoint in ${modelDir}: train first (wndc run ${file} --model_dir ...)`, EXIT.failure);
-        await engine.loadState(ckpt.tensors);
-        const target = data.valid ?? data.train;
-        if (flags.evaluate) {
-          const e = await evaluate(ir, engine, target);
-          io.stdout(`${JSON.stringify({ checkpoint: ckpt.path, step: ckpt.meta.step, rows: e.rows, ...e.metrics })}\n`);
-          return EXIT.ok;
-        }
-        return await predict(ir, engine, target, resolve(io.cwd, flags.predict!), io);
+      if (flags.evaluate) {
+        const ckpt = await restoreLatest(ir, engine, modelDir, file);
+        const e = await evaluate(ir, engine, data.valid ?? data.train);
+        io.stdout(`${JSON.stringify({ checkpoint: ckpt.path, step: ckpt.meta.step, rows: e.rows, ...e.metrics })}\n`);
+        return EXIT.ok;
       }
       const started = performance.now();
       const progress = createTrainingProgress(io, { epochs: ir.train.epochs });
@@ -228,6 +222,39 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
   const median = rates[rates.length >> 1]!;
   io.stdout(`${JSON.stringify({ model: ir.model, engine: engine.name, device: engine.capabilities.device, batchSize: ir.train.batchSize, measuredSteps: rates.length, warmupSteps: warmup, examplesPerSecond: Math.round(median) })}\n`);
   return EXIT.ok;
+}
+
+async function restoreLatest(ir: ModelIR, engine: Engine, modelDir: string, file: string) {
+  await engine.build(ir, ir.train.seed);
+  const ckpt = loadLatestCheckpoint(modelDir);
+  if (ckpt === undefined) throw new UsageError(`no checkpoint in ${modelDir}: train first (wndc run ${file} --model_dir ...)`, EXIT.failure);
+  await engine.loadState(ckpt.tensors);
+  return ckpt;
+}
+
+/**
+ * `--predict OUT` scores every row of the input: `--valid` when given, else `--data` — a shard
+ * folder as it is, raw files encoded whole (no validation split) into model_dir/predict-input.
+ */
+async function predictCommand(ir: ModelIR, engine: Engine, flags: RunFlags, modelDir: string, file: string, io: CliIO): Promise<number> {
+  const input = flags.valid ?? flags.data;
+  if (input === undefined) throw new UsageError('--predict needs the rows to score: give --data (or --valid)');
+  const path = resolve(io.cwd, input);
+  let rows: ShardSet;
+  if (existsSync(join(path, 'manifest.json'))) {
+    rows = openShards(path, { specHash: specHash(ir) });
+  } else {
+    const out = join(modelDir, 'predict-input');
+    const source = await openRawSource(path, ir, {});
+    try {
+      await preprocess(ir, { train: source, maxBadRows: 0 }, { train: shardSink(out, ir, 'train', 262_144) });
+    } finally {
+      await source.close();
+    }
+    rows = openShards(out, { specHash: specHash(ir) });
+  }
+  await restoreLatest(ir, engine, modelDir, file);
+  return predict(ir, engine, rows, resolve(io.cwd, flags.predict!), io);
 }
 
 /** `--predict OUT`: one CSV line per row, in data order: its position, group (when the model has one), label, score. */

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from '../cli/main.js';
+import { compileSource } from '../compiler/compile.js';
 import { loadLatestCheckpoint } from '../runtime/checkpoint.js';
+import { synthSource, writeCsv } from '../runtime/data/synth.js';
 import { REPO } from './support/paths.js';
 
 process.env.WNDC_CACHE_DIR = mkdtempSync(join(tmpdir(), 'wndc-run-cache-'));
@@ -42,7 +44,8 @@ test('training on synthetic data beats chance and leaves metrics.jsonl and check
   assert.equal(evaluation.auc, out.auc);
 
   const predictions = join(dir, 'scores.csv');
-  const predicted = await wndc(['run', SPEC, '--model_dir', dir, '--predict', predictions, ...COMMON]);
+  const validShards = join(process.env.WNDC_CACHE_DIR!, 'synthetic', readdirSync(join(process.env.WNDC_CACHE_DIR!, 'synthetic'))[0]!, 'valid');
+  const predicted = await wndc(['run', SPEC, '--model_dir', dir, '--predict', predictions, '--data', validShards, ...COMMON]);
   assert.equal(predicted.code, 0, predicted.stderr);
   const scores = readFileSync(predictions, 'utf8').trim().split('\n');
   assert.equal(scores[0], 'row,request_id,clicked,score');
@@ -53,6 +56,13 @@ test('training on synthetic data beats chance and leaves metrics.jsonl and check
     assert.ok(label === 0 || label === 1);
     assert.ok(score! > 0 && score! < 1, line);
   });
+
+  // Raw rows are scored all, in file order: no validation split is taken off them.
+  const ir = compileSource(readFileSync(join(REPO, SPEC), 'utf8'), SPEC, 'wnd').ir!;
+  await writeCsv(synthSource(ir, { rows: 150, seed: 99 }), ir.columns, join(dir, 'new.csv'));
+  const raw = await wndc(['run', SPEC, '--model_dir', dir, '--predict', join(dir, 'new.txt'), '--data', join(dir, 'new.csv'), ...COMMON]);
+  assert.equal(raw.code, 0, raw.stderr);
+  assert.equal(readFileSync(join(dir, 'new.txt'), 'utf8').trim().split('\n').length, 151);
 });
 
 test('a run resumed from its checkpoint ends with the same weights as an uninterrupted run', async () => {
