@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -130,4 +130,15 @@ test('a loss that becomes NaN or infinite stops the run with a message and exit 
   assert.match(r.stderr, /wndc: the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 1\); the last good checkpoint is kept in /);
   assert.match(r.stderr, /lower the learning rates, add a warm-up, or check the data for extreme values/);
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('ckpt-')), []);
+});
+
+test('a checkpoint of another version of the spec is refused, naming what differs', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wndc-run-'));
+  assert.equal((await wndc(['run', SPEC, '--model_dir', dir, '--num_epochs', '1', ...COMMON])).code, 0);
+  const changed = join(dir, 'changed.wnd');
+  writeFileSync(changed, readFileSync(join(REPO, SPEC), 'utf8').replace('embedding(user_id, dim: 16)', 'embedding(user_id, dim: 8)'));
+  const r = await wndc(['run', changed, '--model_dir', dir, '--num_epochs', '2', ...COMMON]);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /ckpt-\d+\.safetensors was written for another version of the spec:\n {2}`deep\/embeddings\/user_id_embedding` is 10000 x 16 in the checkpoint but 10000 x 8 in the spec\n/);
+  assert.match(r.stderr, /use a new --model_dir, or delete the old checkpoints to start over/);
 });
