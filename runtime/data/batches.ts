@@ -6,6 +6,7 @@
 import { totalmem } from 'node:os';
 import type { Batch } from './contracts.js';
 import { ShardError, type ShardSet } from './shards.js';
+import { fmix32 } from '../mix.js';
 
 export interface BatchReaderOptions {
   /** The global batch size B: each of `worldSize` ranks gets B / worldSize rows of every batch. */
@@ -41,16 +42,6 @@ export class BatchOptionError extends Error {}
 
 // ---------------------------------------------------------------------------------------------
 // The epoch's random numbers: documented so that any engine can reproduce the order.
-
-/** fmix32, MurmurHash3's finaliser: spreads the bits of a 32-bit integer. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * mulberry32 seeded with fmix32(seed ^ fmix32(epoch + 0x9e3779b9)), both taken as uint32.

@@ -27,6 +27,7 @@ import {
   type FeatureCounters,
 } from '../transforms.js';
 import type { RawChunk, RawRecord, RawSource, RawValue } from './contracts.js';
+import { fmix32 } from '../mix.js';
 
 export interface SynthOptions {
   rows: number;
@@ -110,13 +111,7 @@ export class Rng {
 
 /** fmix32 of MurmurHash3 over `key` mixed with `id`: a fixed pseudo-random uint32 per pair. */
 function mix(key: number, id: number): number {
-  let h = (Math.imul(id, 0x9e3779b1) ^ key) | 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32((Math.imul(id, 0x9e3779b1) ^ key) | 0);
 }
 
 /** Keeps 6 decimals: short CSV text that parses back to the same double. */
