@@ -10,6 +10,7 @@ import { BatchReader } from '../runtime/data/batches.js';
 import { preprocess } from '../runtime/data/preprocess.js';
 import { openShards, ShardError, type ShardSet } from '../runtime/data/shards.js';
 import { openRawSource } from '../runtime/data/sources/open.js';
+import type { RawSource } from '../runtime/data/contracts.js';
 import { specHash } from '../runtime/data/spec-hash.js';
 import { synthSource } from '../runtime/data/synth.js';
 import { UnsupportedPrecisionError, type Engine } from '../runtime/engine/engine.js';
@@ -232,15 +233,21 @@ async function restoreLatest(ir: ModelIR, engine: Engine, modelDir: string, file
   return ckpt;
 }
 
+/** Raw values of the key columns (group, item) of every row, in file order, for the prediction file. */
+type RowKeys = { column: string; values: string[] }[];
+
 /**
  * `--predict OUT` scores every row of the input: `--valid` when given, else `--data` — a shard
  * folder as it is, raw files encoded whole (no validation split) into model_dir/predict-input.
+ * From raw files each line also carries the rows' own group and item ids (`@group`, `@item`);
+ * shards keep only the encoded group.
  */
 async function predictCommand(ir: ModelIR, engine: Engine, flags: RunFlags, modelDir: string, file: string, io: CliIO): Promise<number> {
   const input = flags.valid ?? flags.data;
   if (input === undefined) throw new UsageError('--predict needs the rows to score: give --data (or --valid)');
   const path = resolve(io.cwd, input);
   let rows: ShardSet;
+  let keys: RowKeys | undefined;
   if (existsSync(join(path, 'manifest.json'))) {
     rows = openShards(path, { specHash: specHash(ir) });
   } else {
@@ -248,23 +255,46 @@ async function predictCommand(ir: ModelIR, engine: Engine, flags: RunFlags, mode
     const source = await openRawSource(path, ir, {});
     try {
       await preprocess(ir, { train: source, maxBadRows: 0 }, { train: shardSink(out, ir, 'train', 262_144) });
+      keys = await readKeys(ir, source);
     } finally {
       await source.close();
     }
     rows = openShards(out, { specHash: specHash(ir) });
   }
   await restoreLatest(ir, engine, modelDir, file);
-  return predict(ir, engine, rows, resolve(io.cwd, flags.predict!), io);
+  return predict(ir, engine, rows, keys, resolve(io.cwd, flags.predict!), io);
 }
 
-/** `--predict OUT`: one CSV line per row, in data order: its position, group (when the model has one), label, score. */
-async function predict(ir: ModelIR, engine: Engine, data: ShardSet, out: string, io: CliIO): Promise<number> {
+async function readKeys(ir: ModelIR, source: RawSource): Promise<RowKeys> {
+  const columns = [ir.roles.group, ir.roles.item].filter((c): c is string => c !== null);
+  const keys = columns.map((column) => ({ column, values: [] as string[] }));
+  if (keys.length === 0) return keys;
+  for await (const chunk of source.chunks()) {
+    for (const row of chunk.rows) for (const k of keys) k.values.push(csvField(row[k.column]));
+  }
+  return keys;
+}
+
+function csvField(value: unknown): string {
+  const text = value === null || value === undefined ? '' : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * `--predict OUT`: one CSV line per row, in data order: its position, its keys (the raw group and
+ * item of raw input, the encoded group of shards), its label and score.
+ */
+async function predict(ir: ModelIR, engine: Engine, data: ShardSet, keys: RowKeys | undefined, out: string, io: CliIO): Promise<number> {
   const reader = new BatchReader(data, { batchSize: ir.train.evalBatchSize, shuffle: false, lastBatch: 'keep' });
-  const lines: string[] = [data.hasGroup ? `row,${ir.roles.group},${ir.roles.label},score` : `row,${ir.roles.label},score`];
+  const keyNames = keys !== undefined ? keys.map((k) => k.column) : data.hasGroup ? [ir.roles.group!] : [];
+  const lines: string[] = [['row', ...keyNames, ir.roles.label, 'score'].join(',')];
   let row = 0;
   for (const batch of reader.batches(0)) {
     const scores = await engine.predict(batch);
-    for (let i = 0; i < batch.size; i++, row++) lines.push(data.hasGroup ? `${row},${batch.group[i]},${batch.label[i]},${scores[i]}` : `${row},${batch.label[i]},${scores[i]}`);
+    for (let i = 0; i < batch.size; i++, row++) {
+      const keyValues = keys !== undefined ? keys.map((k) => k.values[row] ?? '') : data.hasGroup ? [String(batch.group[i])] : [];
+      lines.push([String(row), ...keyValues, String(batch.label[i]), String(scores[i])].join(','));
+    }
   }
   writeFileAtomic(out, `${lines.join('\n')}\n`);
   io.stderr(`wrote ${lines.length - 1} scores to ${out}\n`);

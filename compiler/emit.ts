@@ -739,5 +739,6 @@ function roleOf(ir: ModelIR, column: string): string {
   if (ir.roles.label === column) return ', the label';
   if (ir.roles.group === column) return ', the ranking group';
   if (ir.roles.weight === column) return ', the example weight';
+  if (ir.roles.item === column) return ', the item id';
   return '';
 }

@@ -19,6 +19,8 @@ export interface RolesIR {
   label: string;
   group: string | null;
   weight: string | null;
+  /** The item id printed with each prediction (`--predict`); not encoded. */
+  item: string | null;
 }
 
 /** What a feature produces: ids into a table (categorical) or dense floats. */

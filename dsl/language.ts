@@ -322,7 +322,7 @@ export const BLOCK_PROPS: Readonly<Record<'wide' | 'deep' | 'train' | 'head', re
 };
 
 export const COLUMN_TYPES = ['int', 'float', 'string', 'list<int>', 'list<float>', 'list<string>'] as const;
-export const COLUMN_ROLES = ['label', 'group', 'weight'] as const;
+export const COLUMN_ROLES = ['label', 'group', 'weight', 'item'] as const;
 
 export function findCallable(family: FamilyName, name: string): CallableSpec | undefined {
   return FAMILIES[family].find((c) => c.name === name);

@@ -204,7 +204,7 @@ function columnSchema(): JsonSchema {
         type: ['number', 'string', 'boolean', 'array'],
         items: literal,
       },
-      role: { description: 'label: the click target; group: the request for ranking metrics; weight: the example weight', type: 'string', enum: [...COLUMN_ROLES] },
+      role: { description: 'label: the click target; group: the request for ranking metrics; weight: the example weight; item: the id printed with each prediction', type: 'string', enum: [...COLUMN_ROLES] },
     },
     required: ['type'],
     additionalProperties: false,

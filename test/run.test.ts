@@ -62,7 +62,17 @@ test('training on synthetic data beats chance and leaves metrics.jsonl and check
   await writeCsv(synthSource(ir, { rows: 150, seed: 99 }), ir.columns, join(dir, 'new.csv'));
   const raw = await wndc(['run', SPEC, '--model_dir', dir, '--predict', join(dir, 'new.txt'), '--data', join(dir, 'new.csv'), ...COMMON]);
   assert.equal(raw.code, 0, raw.stderr);
-  assert.equal(readFileSync(join(dir, 'new.txt'), 'utf8').trim().split('\n').length, 151);
+  const rawLines = readFileSync(join(dir, 'new.txt'), 'utf8').trim().split('\n');
+  assert.equal(rawLines.length, 151);
+  // Each line carries the row's own request (@group) and item (@item) from the CSV.
+  assert.equal(rawLines[0], 'row,request_id,item,clicked,score');
+  const csv = readFileSync(join(dir, 'new.csv'), 'utf8').trim().split('\n');
+  const header = csv[0]!.split(',');
+  const [request, item] = ['request_id', 'item'].map((c) => header.indexOf(c));
+  rawLines.slice(1).forEach((line, i) => {
+    const fields = csv[i + 1]!.split(',');
+    assert.deepEqual(line.split(',').slice(0, 3), [String(i), fields[request!], fields[item!]]);
+  });
 });
 
 test('a run resumed from its checkpoint ends with the same weights as an uninterrupted run', async () => {

@@ -77,7 +77,7 @@ test('quickstart: columns with types, defaults and roles', () => {
   const columns = ast.input!.columns;
   assert.deepEqual(
     columns.map((c) => `${c.name.name}:${c.type.text}${c.default === undefined ? '' : `=${JSON.stringify(c.default.type === 'list' ? [] : (c.default as { value: unknown }).value)}`}${c.role === undefined ? '' : `@${c.role.name}`}`),
-    ['request_id:int@group', 'clicked:int@label', 'user:string=""', 'item:int=0', 'hour:int=0', 'tags:list<string>=[]', 'price:float=0'],
+    ['request_id:int@group', 'clicked:int@label', 'user:string=""', 'item:int=0@item', 'hour:int=0', 'tags:list<string>=[]', 'price:float=0'],
   );
   const tags = columns[5]!;
   assert.deepEqual(tags.type.span, spanOf(quickstart, 'list<string>'));

@@ -48,7 +48,7 @@ test('the quickstart in YAML gives the AST of quickstart.wnd, comments included'
         column('request_id', 'int', { role: { name: 'group' }, trailingComment: 'ranking metrics are computed per request' }),
         column('clicked', 'int', { role: { name: 'label' } }),
         column('user', 'string', { default: text('') }),
-        column('item', 'int', { default: num(0) }),
+        column('item', 'int', { default: num(0), role: { name: 'item' } }),
         column('hour', 'int', { default: num(0) }),
         column('tags', 'list<string>', { default: list() }),
         column('price', 'float', { default: num(0) }),

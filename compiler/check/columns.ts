@@ -16,7 +16,7 @@ export interface ColumnInfo {
 
 export interface CheckedColumns {
   columns: Map<string, ColumnInfo>;
-  roles: { label?: ColumnInfo; group?: ColumnInfo; weight?: ColumnInfo };
+  roles: { label?: ColumnInfo; group?: ColumnInfo; weight?: ColumnInfo; item?: ColumnInfo };
   /** Roles that an unknown role was probably meant to be (already reported), e.g. `label` for `lable`. */
   misspeltRoles: Set<string>;
 }
@@ -138,13 +138,13 @@ function checkRole(role: Ident, info: ColumnInfo, roles: CheckedColumns['roles']
     !info.list &&
     (key === 'label' ? info.type === 'int' || info.type === 'float' : key === 'weight' ? info.type === 'float' || info.type === 'int' : info.type === 'int' || info.type === 'string');
   if (!ok) {
-    const want = key === 'group' ? '`int` or `string`' : '`int` or `float`';
+    const want = key === 'group' || key === 'item' ? '`int` or `string`' : '`int` or `float`';
     const help =
       key === 'label'
         ? `a label is a click (1) or no click (0): declare \`${info.decl.name.name}: int @label\`, converting the data if needed`
         : key === 'weight'
           ? `a weight is a number per row: declare \`${info.decl.name.name}: float @weight\``
-          : `a group is one id per row (a request, a page view): declare \`${info.decl.name.name}: ${info.type === 'float' ? 'int' : info.type} @group\``;
+          : `${key === 'group' ? 'a group is one id per row (a request, a page view)' : 'an item is one id per row (the ad, the product)'}: declare \`${info.decl.name.name}: ${info.type === 'float' ? 'int' : info.type} @${key}\``;
     reporter.report('WND4012', info.decl.type.span, `the ${name} column \`${info.decl.name.name}\` must be ${want}, not \`${typeText(info.type, info.list)}\``, { help });
   }
 }
@@ -158,5 +158,6 @@ export function rolesIR(roles: CheckedColumns['roles']): RolesIR {
     label: roles.label!.decl.name.name,
     group: roles.group?.decl.name.name ?? null,
     weight: roles.weight?.decl.name.name ?? null,
+    item: roles.item?.decl.name.name ?? null,
   };
 }

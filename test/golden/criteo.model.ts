@@ -49,7 +49,7 @@ export const ir: ModelIR = {
     { name: "C25", type: "string", list: false, default: "" },
     { name: "C26", type: "string", list: false, default: "" },
   ],
-  roles: { label: "Label", group: null, weight: null },
+  roles: { label: "Label", group: null, weight: null, item: null },
   features: [
     {
       name: "I1",

@@ -26,7 +26,7 @@ export const ir: ModelIR = {
     { name: "advertiser", type: "string", list: false, default: "" },
     { name: "slotprice", type: "string", list: false, default: "" },
   ],
-  roles: { label: "click", group: null, weight: null },
+  roles: { label: "click", group: null, weight: null, item: null },
   features: [
     {
       name: "weekday",

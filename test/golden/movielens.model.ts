@@ -17,7 +17,7 @@ export const ir: ModelIR = {
     { name: "zip_prefix", type: "string", list: false, default: "" },
     { name: "class", type: "string", list: true, default: [] },
   ],
-  roles: { label: "clicked", group: "user_id", weight: null },
+  roles: { label: "clicked", group: "user_id", weight: null, item: "item_id" },
   features: [
     {
       name: "user_id",
@@ -476,7 +476,7 @@ export interface RawRow {
   readonly "user_id": number;
   /** int, required, the label */
   readonly "clicked": number;
-  /** int, required */
+  /** int, required, the item id */
   readonly "item_id": number;
   /** int, default 0 */
   readonly "age"?: number | null;

@@ -65,7 +65,7 @@ export const ir: ModelIR = {
     { name: "ad_views", type: "float", list: false, default: 0 },
     { name: "doc_ad_days_since_published", type: "float", list: false, default: 0 },
   ],
-  roles: { label: "clicked", group: "display_id", weight: null },
+  roles: { label: "clicked", group: "display_id", weight: null, item: "ad_id" },
   features: [
     {
       name: "doc_event_id",
@@ -1645,7 +1645,7 @@ export interface RawRow {
   readonly "doc_event_days_since_published"?: number | null;
   /** float, default 0 */
   readonly "doc_event_hour"?: number | null;
-  /** int, required */
+  /** int, required, the item id */
   readonly "ad_id": number;
   /** int, required */
   readonly "doc_ad_source_id": number;

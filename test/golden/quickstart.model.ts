@@ -16,7 +16,7 @@ export const ir: ModelIR = {
     { name: "tags", type: "string", list: true, default: [] },
     { name: "price", type: "float", list: false, default: 0 },
   ],
-  roles: { label: "clicked", group: "request_id", weight: null },
+  roles: { label: "clicked", group: "request_id", weight: null, item: "item" },
   features: [
     {
       name: "user_id",
@@ -362,7 +362,7 @@ export interface RawRow {
   readonly "clicked": number;
   /** string, default "" */
   readonly "user"?: string | null;
-  /** int, default 0 */
+  /** int, default 0, the item id */
   readonly "item"?: number | null;
   /** int, default 0 */
   readonly "hour"?: number | null;
