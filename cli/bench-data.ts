@@ -4,7 +4,7 @@
 import { cpus } from 'node:os';
 import { BatchOptionError, BatchReader, DEFAULT_SHUFFLE_BLOCK } from '../runtime/data/batches.js';
 import { openShards, ShardError, type ShardSet } from '../runtime/data/shards.js';
-import { EXIT, UsageError, type CliIO } from './io.js';
+import { EXIT, median, UsageError, wholeNumberFlag, type CliIO } from './io.js';
 
 export interface BenchDataOptions {
   batchSize?: string | number;
@@ -14,13 +14,6 @@ export interface BenchDataOptions {
   seed?: string | number;
   /** Rows per shuffled block (1 shuffles rows); the reader's default when absent. */
   shuffleBlock?: string | number;
-}
-
-function integerFlag(flag: string, value: string | number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} takes ${min === 0 ? 'a whole number' : 'a positive integer'}, not ${JSON.stringify(String(value))}`);
-  return n;
 }
 
 /** Bytes of one encoded row in the shards (and in a batch). */
@@ -41,22 +34,16 @@ function layoutLine(set: ShardSet): string {
   return `${parts.join(', ')} (${bytesPerRow(set)} bytes a row)`;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
 function millions(x: number): string {
   return `${(x / 1e6).toFixed(2)} M`;
 }
 
 export async function benchDataCommand(dir: string, opts: BenchDataOptions, io: CliIO): Promise<number> {
-  const batchSize = integerFlag('--batch-size', opts.batchSize, 4096, 1);
-  const epochs = integerFlag('--epochs', opts.epochs, 5, 1);
-  const seed = integerFlag('--seed', opts.seed, 0, 0);
+  const batchSize = wholeNumberFlag('--batch-size', opts.batchSize, 4096, 1);
+  const epochs = wholeNumberFlag('--epochs', opts.epochs, 5, 1);
+  const seed = wholeNumberFlag('--seed', opts.seed, 0, 0);
   const shuffle = opts.shuffle ?? true;
-  const shuffleBlock = integerFlag('--shuffle-block', opts.shuffleBlock, DEFAULT_SHUFFLE_BLOCK, 1);
+  const shuffleBlock = wholeNumberFlag('--shuffle-block', opts.shuffleBlock, DEFAULT_SHUFFLE_BLOCK, 1);
   let set: ShardSet;
   let reader: BatchReader;
   try {

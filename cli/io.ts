@@ -29,6 +29,21 @@ export class UsageError extends Error {
   }
 }
 
+/** A whole-number flag (digits only), at least `min`; `fallback` when the flag is absent. */
+export function wholeNumberFlag(flag: string, value: string | number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} takes ${min === 0 ? 'a whole number' : 'a positive integer'}, not ${JSON.stringify(String(value))}`);
+  return n;
+}
+
+/** The median; the mean of the middle two for an even count. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 export interface SpecFile {
   /** As the user wrote it (used in diagnostics). */
   path: string;

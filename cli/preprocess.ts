@@ -10,7 +10,7 @@ import { ShardWriter } from '../runtime/data/shards.js';
 import { openRawSource, type SourceOptions } from '../runtime/data/sources/open.js';
 import { openSqlSource } from '../runtime/data/sources/sql.js';
 import { compileSpecFile } from './commands.js';
-import { EXIT, UsageError, type CliIO } from './io.js';
+import { EXIT, UsageError, wholeNumberFlag, type CliIO } from './io.js';
 import { readVersion } from './version.js';
 
 export interface PreprocessFlags {
@@ -31,13 +31,6 @@ export interface PreprocessFlags {
 }
 
 const FORMATS: readonly RawFormat[] = ['csv', 'tsv', 'parquet', 'arrow', 'tfrecord'];
-
-export function wholeNumberFlag(flag: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} takes ${min === 0 ? 'a whole number' : 'a positive integer'}, not ${JSON.stringify(value)}`);
-  return n;
-}
 
 export function sourceOptions(flags: PreprocessFlags): SourceOptions {
   const options: SourceOptions = {};

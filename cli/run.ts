@@ -16,8 +16,8 @@ import { synthSource } from '../runtime/data/synth.js';
 import { UnsupportedPrecisionError, type Engine } from '../runtime/engine/engine.js';
 import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
 import { compileSpecFile } from './commands.js';
-import { EXIT, UsageError, type CliIO } from './io.js';
-import { shardSink, wholeNumberFlag } from './preprocess.js';
+import { EXIT, median, UsageError, wholeNumberFlag, type CliIO } from './io.js';
+import { shardSink } from './preprocess.js';
 import { createTrainingProgress } from './progress.js';
 import { readVersion } from './version.js';
 import { writeFileAtomic } from '../compiler/fs.js';
@@ -219,9 +219,7 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
       if (++step >= warmup + steps) break;
     }
   }
-  rates.sort((a, b) => a - b);
-  const median = rates[rates.length >> 1]!;
-  io.stdout(`${JSON.stringify({ model: ir.model, engine: engine.name, device: engine.capabilities.device, batchSize: ir.train.batchSize, measuredSteps: rates.length, warmupSteps: warmup, examplesPerSecond: Math.round(median) })}\n`);
+  io.stdout(`${JSON.stringify({ model: ir.model, engine: engine.name, device: engine.capabilities.device, batchSize: ir.train.batchSize, measuredSteps: rates.length, warmupSteps: warmup, examplesPerSecond: Math.round(median(rates)) })}\n`);
   return EXIT.ok;
 }
 
