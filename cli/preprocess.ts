@@ -5,8 +5,8 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelIR } from '../compiler/ir.js';
 import { DataError, type RawFormat, type RawSource } from '../runtime/data/contracts.js';
-import { preprocess, TooManyBadRowsError, type EncodedSink, type PreprocessReport } from '../runtime/data/preprocess.js';
-import { ShardWriter } from '../runtime/data/shards.js';
+import { preprocess, TooManyBadRowsError, type EncodedSink, type PreprocessInputs, type PreprocessReport } from '../runtime/data/preprocess.js';
+import { DEFAULT_ROWS_PER_SHARD, ShardWriter } from '../runtime/data/shards.js';
 import { openRawSource, type SourceOptions } from '../runtime/data/sources/open.js';
 import { openSqlSource } from '../runtime/data/sources/sql.js';
 import { compileSpecFile } from './commands.js';
@@ -46,7 +46,7 @@ export function sourceOptions(flags: PreprocessFlags): SourceOptions {
 }
 
 /** A shard folder as an EncodedSink: aborting removes every shard written so far. */
-export function shardSink(dir: string, ir: ModelIR, split: 'train' | 'valid', rowsPerShard: number): EncodedSink {
+function shardSink(dir: string, ir: ModelIR, split: 'train' | 'valid', rowsPerShard: number): EncodedSink {
   const writer = ShardWriter.forModel(dir, ir, { split, rowsPerShard, createdBy: `wndc ${readVersion()} preprocess` });
   return {
     append: (row) => writer.append(row),
@@ -57,6 +57,15 @@ export function shardSink(dir: string, ir: ModelIR, split: 'train' | 'valid', ro
   };
 }
 
+/** Encodes `inputs` into dir/train, and into dir/valid when there is a validation source or fraction. */
+export async function encodeToFolder(ir: ModelIR, inputs: PreprocessInputs, dir: string, rowsPerShard = DEFAULT_ROWS_PER_SHARD): Promise<PreprocessReport> {
+  const withValid = inputs.valid !== undefined || (inputs.validFraction ?? 0) > 0;
+  return preprocess(ir, inputs, {
+    train: shardSink(join(dir, 'train'), ir, 'train', rowsPerShard),
+    ...(withValid ? { valid: shardSink(join(dir, 'valid'), ir, 'valid', rowsPerShard) } : {}),
+  });
+}
+
 export async function preprocessCommand(file: string, flags: PreprocessFlags, io: CliIO): Promise<number> {
   if ((flags.data === undefined) === (flags.sql === undefined)) throw new UsageError('preprocess needs either --data (the raw file, glob or folder to read) or --sql (a DuckDB query)');
   if (flags.valid !== undefined && flags.validSql !== undefined) throw new UsageError('give either --valid or --valid-sql, not both');
@@ -65,7 +74,7 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
   const fraction = flags.validFraction === undefined ? undefined : Number(flags.validFraction);
   if (fraction !== undefined && !(fraction > 0 && fraction < 1)) throw new UsageError(`--valid-fraction takes a number between 0 and 1, not ${JSON.stringify(flags.validFraction)}`);
   const maxBadRows = wholeNumberFlag('--max-bad-rows', flags.maxBadRows, 0, 0);
-  const rowsPerShard = wholeNumberFlag('--rows-per-shard', flags.rowsPerShard, 262_144, 1);
+  const rowsPerShard = wholeNumberFlag('--rows-per-shard', flags.rowsPerShard, DEFAULT_ROWS_PER_SHARD, 1);
   const options = sourceOptions(flags);
 
   const ir = compileSpecFile(file, io);
@@ -79,18 +88,14 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
     sources.push(train);
     const valid = await open(flags.valid, flags.validSql);
     if (valid !== undefined) sources.push(valid);
-    const withValid = valid !== undefined || fraction !== undefined;
-    const sinks = {
-      train: shardSink(join(out, 'train'), ir, 'train', rowsPerShard),
-      ...(withValid ? { valid: shardSink(join(out, 'valid'), ir, 'valid', rowsPerShard) } : {}),
-    };
     const started = Date.now();
-    const report = await preprocess(
+    const report = await encodeToFolder(
       ir,
       { train, ...(valid !== undefined ? { valid } : {}), ...(fraction !== undefined ? { validFraction: fraction } : {}), maxBadRows },
-      sinks,
+      out,
+      rowsPerShard,
     );
-    printReport(report, out, withValid, (Date.now() - started) / 1000, io);
+    printReport(report, out, valid !== undefined || fraction !== undefined, (Date.now() - started) / 1000, io);
     return EXIT.ok;
   } catch (e) {
     if (e instanceof DataError || e instanceof TooManyBadRowsError) {

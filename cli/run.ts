@@ -2,12 +2,12 @@
 // `--benchmark` throughput. Without `--data` it trains on synthetic data generated for the spec
 // (the embedded default). The reference recipe's flag names are accepted as aliases (see main.ts).
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelIR } from '../compiler/ir.js';
 import { loadLatestCheckpoint } from '../runtime/checkpoint.js';
 import { BatchReader } from '../runtime/data/batches.js';
-import { preprocess } from '../runtime/data/preprocess.js';
+import { cacheRoot } from '../runtime/cache.js';
 import { openShards, ShardError, type ShardSet } from '../runtime/data/shards.js';
 import { openRawSource } from '../runtime/data/sources/open.js';
 import type { RawSource } from '../runtime/data/contracts.js';
@@ -17,7 +17,7 @@ import { UnsupportedPrecisionError, type Engine } from '../runtime/engine/engine
 import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
 import { compileSpecFile } from './commands.js';
 import { EXIT, median, UsageError, wholeNumberFlag, type CliIO } from './io.js';
-import { shardSink } from './preprocess.js';
+import { encodeToFolder } from './preprocess.js';
 import { createTrainingProgress } from './progress.js';
 import { readVersion } from './version.js';
 import { writeFileAtomic } from '../compiler/fs.js';
@@ -104,10 +104,7 @@ async function resolveData(ir: ModelIR, flags: RunFlags, modelDir: string, io: C
   const train = await openRawSource(data, ir, {});
   const valid = validFlag === undefined ? undefined : await openRawSource(validFlag, ir, {});
   try {
-    await preprocess(ir, { train, ...(valid ? { valid } : {}), validFraction: valid ? undefined : 0.1, maxBadRows: 0 } as Parameters<typeof preprocess>[1], {
-      train: shardSink(join(out, 'train'), ir, 'train', 262_144),
-      valid: shardSink(join(out, 'valid'), ir, 'valid', 262_144),
-    });
+    await encodeToFolder(ir, { train, ...(valid ? { valid } : { validFraction: 0.1 }), maxBadRows: 0 }, out);
   } finally {
     await train.close();
     await valid?.close();
@@ -118,15 +115,11 @@ async function resolveData(ir: ModelIR, flags: RunFlags, modelDir: string, io: C
 /** The embedded default: synthetic rows for the spec, made once per (spec, rows, seed) and cached. */
 async function synthetic(ir: ModelIR, flags: RunFlags, io: CliIO): Promise<Data> {
   const rows = wholeNumberFlag('--synthetic_rows', flags.syntheticRows, 100_000, 1);
-  const cache = join(process.env.WNDC_CACHE_DIR ?? join(process.env.TMPDIR ?? '/tmp', 'wndc-cache'), 'synthetic', `${ir.model}-${specHash(ir).slice(0, 12)}-${rows}-${ir.train.seed}`);
   const hash = specHash(ir);
+  const cache = join(cacheRoot(), 'synthetic', `${ir.model}-${hash.slice(0, 12)}-${rows}-${ir.train.seed}`);
   if (!existsSync(join(cache, 'valid', 'manifest.json'))) {
     io.stderr(`no --data: generating ${rows.toLocaleString('en-US')} synthetic rows for \`${ir.model}\` (wndc synth) into ${cache}\n`);
-    mkdirSync(cache, { recursive: true });
-    await preprocess(ir, { train: synthSource(ir, { rows, seed: ir.train.seed }), validFraction: 0.1, maxBadRows: 0 }, {
-      train: shardSink(join(cache, 'train'), ir, 'train', 262_144),
-      valid: shardSink(join(cache, 'valid'), ir, 'valid', 262_144),
-    });
+    await encodeToFolder(ir, { train: synthSource(ir, { rows, seed: ir.train.seed }), validFraction: 0.1, maxBadRows: 0 }, cache);
   }
   return { train: openShards(join(cache, 'train'), { specHash: hash }), valid: openShards(join(cache, 'valid'), { specHash: hash }), origin: `synthetic (${cache})` };
 }
@@ -252,12 +245,12 @@ async function predictCommand(ir: ModelIR, engine: Engine, flags: RunFlags, mode
     const out = join(modelDir, 'predict-input');
     const source = await openRawSource(path, ir, {});
     try {
-      await preprocess(ir, { train: source, maxBadRows: 0 }, { train: shardSink(out, ir, 'train', 262_144) });
+      await encodeToFolder(ir, { train: source, maxBadRows: 0 }, out);
       keys = await readKeys(ir, source);
     } finally {
       await source.close();
     }
-    rows = openShards(out, { specHash: specHash(ir) });
+    rows = openShards(join(out, 'train'), { specHash: specHash(ir) });
   }
   await restoreLatest(ir, engine, modelDir, file);
   return predict(ir, engine, rows, keys, resolve(io.cwd, flags.predict!), io);

@@ -4,11 +4,9 @@
 import { mkdirSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { mapK, synthSource, writeCsv, writeParquet } from '../runtime/data/synth.js';
-import { preprocess } from '../runtime/data/preprocess.js';
-import { DEFAULT_ROWS_PER_SHARD } from '../runtime/data/shards.js';
 import { compileSpecFile } from './commands.js';
 import { EXIT, UsageError, type CliIO } from './io.js';
-import { shardSink } from './preprocess.js';
+import { encodeToFolder } from './preprocess.js';
 
 export interface SynthCommandOptions {
   rows?: string | number;
@@ -53,11 +51,7 @@ export async function synthCommand(file: string, opts: SynthCommandOptions, io: 
   if (format === 'shards') {
     const fraction = opts.validFraction === undefined ? 0 : Number(opts.validFraction);
     if (!(fraction >= 0 && fraction < 1)) throw new UsageError(`--valid-fraction takes a number in [0, 1), not ${JSON.stringify(opts.validFraction)}`);
-    const sinks = {
-      train: shardSink(join(outDir, 'train'), ir, 'train', DEFAULT_ROWS_PER_SHARD),
-      ...(fraction > 0 ? { valid: shardSink(join(outDir, 'valid'), ir, 'valid', DEFAULT_ROWS_PER_SHARD) } : {}),
-    };
-    const report = await preprocess(ir, { train: source, validFraction: fraction, maxBadRows: 0 }, sinks);
+    const report = await encodeToFolder(ir, { train: source, validFraction: fraction, maxBadRows: 0 }, outDir);
     const seconds = (performance.now() - started) / 1000;
     io.stderr(`wrote ${relative(io.cwd, outDir) || '.'}: ${report.trainRows} train rows${fraction > 0 ? `, ${report.validRows} validation rows` : ''} in ${seconds.toFixed(1)} s (seed ${seed})\n`);
   } else {

@@ -3,12 +3,12 @@
 // straight-line transforms a user can read. Modules are cached by the IR's hash.
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../compiler/fs.js';
 import type { ModelIR } from '../compiler/ir.js';
 import type { CompiledModel } from './compiled-model.js';
+import { cacheRoot } from './cache.js';
 import { specHash } from './data/spec-hash.js';
 
 export type LoadedModel = CompiledModel<Record<string, unknown>, Record<string, Record<string, number>>>;
@@ -23,7 +23,7 @@ function runtimeIndexUrl(): string {
 }
 
 export function moduleCacheDir(): string {
-  return join(process.env.WNDC_CACHE_DIR ?? join(tmpdir(), 'wndc-cache'), 'modules');
+  return join(cacheRoot(), 'modules');
 }
 
 /** Emits, transpiles and imports the module of `ir`; returns its default export. */
