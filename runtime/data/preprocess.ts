@@ -6,7 +6,7 @@ import type { ModelIR } from '../../compiler/ir.js';
 import type { EncodedRow } from '../compiled-model.js';
 import { loadCompiledModel, type LoadedModel } from '../load-model.js';
 import { MissingColumnError } from '../transforms.js';
-import { DataError, type RawChunk, type RawSource } from './contracts.js';
+import { DataError, type RawChunk, type RawRecord, type RawSource } from './contracts.js';
 import { validationSplitter, type Splitter } from './split.js';
 import { StatsAccumulator, type NumericStatsValues } from './stats.js';
 
@@ -72,13 +72,12 @@ export async function preprocess(ir: ModelIR, inputs: PreprocessInputs, sinks: P
   const bad = new BadRows(inputs.maxBadRows);
   const counters = model.createCounters();
   const out = model.createEncodedRow();
-  const sinkList = [sinks.train, ...(sinks.valid ? [sinks.valid] : [])];
-  let trainRows = 0;
-  let validRows = 0;
   const splitter: Splitter | undefined = inputs.validFraction !== undefined && inputs.validFraction > 0 ? validationSplitter(inputs.validFraction, ir.roles.group) : undefined;
-  if (splitter !== undefined && sinks.valid === undefined) throw new Error('internal: a validation fraction needs a validation sink');
-  const encodeInto = (chunk: RawChunk, pick: (index: number) => EncodedSink, rowBase: number): number => {
-    let written = 0;
+  if ((splitter !== undefined || inputs.valid !== undefined) && sinks.valid === undefined) throw new Error('internal: validation rows need a validation sink');
+  const rows = { train: 0, valid: 0 };
+  const onBadRow = inputs.maxBadRows > 0 ? (e: DataError) => bad.skip(e) : undefined;
+  /** Encodes a chunk's rows, each into the split `splitOf` names; rows without a value for a column lacking a default are bad rows. */
+  const encodeChunk = (chunk: RawChunk, splitOf: (row: RawRecord, index: number) => 'train' | 'valid', rowBase: number): void => {
     for (let i = 0; i < chunk.rows.length; i++) {
       const row = chunk.rows[i]!;
       try {
@@ -86,49 +85,33 @@ export async function preprocess(ir: ModelIR, inputs: PreprocessInputs, sinks: P
       } catch (e) {
         if (!(e instanceof MissingColumnError)) throw e;
         const error = new DataError({ file: chunk.file, row: chunk.firstRow + i }, e.column, 'missing value, and the column has no default');
-        if (inputs.maxBadRows <= 0) throw error;
-        bad.skip(error);
+        if (onBadRow === undefined) throw error;
+        onBadRow(error);
         continue;
       }
-      pick(rowBase + i).append(out);
-      written++;
+      const split = splitOf(row, rowBase + i);
+      (split === 'valid' ? sinks.valid! : sinks.train).append(out);
+      rows[split]++;
     }
-    return written;
   };
   try {
     let seen = 0;
-    for await (const chunk of inputs.train.chunks(inputs.maxBadRows > 0 ? (e) => bad.skip(e) : undefined)) {
-      const base = seen;
-      let toValid = 0;
-      const written = encodeInto(
-        chunk,
-        (index) => {
-          if (splitter !== undefined && splitter(chunk.rows[index - base]!, index)) {
-            toValid++;
-            return sinks.valid!;
-          }
-          return sinks.train;
-        },
-        base,
-      );
+    for await (const chunk of inputs.train.chunks(onBadRow)) {
+      encodeChunk(chunk, (row, index) => (splitter !== undefined && splitter(row, index) ? 'valid' : 'train'), seen);
       seen += chunk.rows.length;
-      trainRows += written - toValid;
-      validRows += toValid;
       onProgress?.(seen);
     }
-    if (inputs.valid !== undefined && sinks.valid !== undefined) {
-      for await (const chunk of inputs.valid.chunks(inputs.maxBadRows > 0 ? (e) => bad.skip(e) : undefined)) {
-        validRows += encodeInto(chunk, () => sinks.valid!, 0);
-      }
+    if (inputs.valid !== undefined) {
+      for await (const chunk of inputs.valid.chunks(onBadRow)) encodeChunk(chunk, () => 'valid', 0);
     }
   } catch (e) {
-    await Promise.all(sinkList.map((s) => s.abort()));
+    await Promise.all([sinks.train, sinks.valid].map((s) => s?.abort()));
     throw e;
   }
   const counterTable = countersTable(ir, counters);
   await sinks.train.finish({ stats, counters: counterTable });
   if (sinks.valid !== undefined) await sinks.valid.finish({ stats, counters: counterTable });
-  return { trainRows, validRows, badRows: bad.count, badRowSamples: bad.samples, stats, counters: counterTable };
+  return { trainRows: rows.train, validRows: rows.valid, badRows: bad.count, badRowSamples: bad.samples, stats, counters: counterTable };
 }
 
 /** The first pass: statistics of the training rows only (validation must not leak into training). */
