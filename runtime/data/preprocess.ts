@@ -66,7 +66,7 @@ class BadRows {
   }
 }
 
-export async function preprocess(ir: ModelIR, inputs: PreprocessInputs, sinks: PreprocessSinks, onProgress?: (rows: number) => void): Promise<PreprocessReport> {
+export async function preprocess(ir: ModelIR, inputs: PreprocessInputs, sinks: PreprocessSinks): Promise<PreprocessReport> {
   const model = await loadCompiledModel(ir);
   const stats = await computeStats(model, inputs.train);
   const bad = new BadRows(inputs.maxBadRows);
@@ -99,7 +99,6 @@ export async function preprocess(ir: ModelIR, inputs: PreprocessInputs, sinks: P
     for await (const chunk of inputs.train.chunks(onBadRow)) {
       encodeChunk(chunk, (row, index) => (splitter !== undefined && splitter(row, index) ? 'valid' : 'train'), seen);
       seen += chunk.rows.length;
-      onProgress?.(seen);
     }
     if (inputs.valid !== undefined) {
       for await (const chunk of inputs.valid.chunks(onBadRow)) encodeChunk(chunk, () => 'valid', 0);

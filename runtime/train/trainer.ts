@@ -30,8 +30,6 @@ export interface TrainOptions {
   onStep?: (p: StepProgress) => void;
   /** Called after every evaluation. */
   onEval?: (e: EvalResult) => void;
-  /** Stop after this many steps (benchmarks, tests of resumption). */
-  maxSteps?: number;
 }
 
 export interface StepProgress {
@@ -54,7 +52,6 @@ export interface TrainSummary {
   steps: number;
   resumedFrom: number | null;
   lastEval: EvalResult | null;
-  stoppedEarly: boolean;
 }
 
 /** A run that cannot go on (NaN loss, incompatible checkpoint): the message says what and what to do. */
@@ -122,10 +119,6 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
       lossSum += result.loss * batch.size;
       lossRows += batch.size;
       o.onStep?.({ step, epoch, batchInEpoch, batchesPerEpoch, loss: result.loss, examplesPerSecond: examples / ((performance.now() - started) / 1000) });
-      if (o.maxSteps !== undefined && step >= o.maxSteps) {
-        if (o.modelDir !== undefined) saveCheckpoint(o.modelDir, meta(epoch, batchInEpoch * ir.train.batchSize), await engine.state(), o.keepCheckpoints ?? 3);
-        return { steps: step, resumedFrom, lastEval, stoppedEarly: true };
-      }
     }
     skipBatches = 0;
     log({ step, epoch: epoch + 1, split: 'train', loss: lossSum / Math.max(1, lossRows) });
@@ -137,7 +130,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
     }
     if (o.modelDir !== undefined) saveCheckpoint(o.modelDir, meta(epoch + 1, 0), await engine.state(), o.keepCheckpoints ?? 3);
   }
-  return { steps: step, resumedFrom, lastEval, stoppedEarly: false };
+  return { steps: step, resumedFrom, lastEval };
 }
 
 /** Every metric of the spec over `data`, groups whole (grouped batches when the model has a group column). */
