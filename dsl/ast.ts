@@ -64,8 +64,6 @@ export interface Trivia {
   trailingComment?: string;
 }
 
-export type BaseType = 'int' | 'float' | 'string';
-
 export interface TypeRef {
   /** As written (`list<int>`); the checker validates it and reports unknown type names. */
   text: string;

@@ -6,7 +6,7 @@ import { BLOCK_PROPS, type JsonValue } from '../../dsl/language.js';
 import { type Reporter } from '../diagnostics.js';
 import type { FeatureIR, MetricIR, ModelIR } from '../ir.js';
 import { initializerIR, optimizerIR, scheduleIR } from './calls.js';
-import { lowerModel, type CheckedModel } from '../lower.js';
+import { dependencies, lowerModel, type CheckedModel } from '../lower.js';
 import { checkColumns, checkName } from './columns.js';
 import { FeatureChecker, isView, type FeatureInfo, type FileAccess } from './features.js';
 import { argValue, ValueChecker } from './values.js';
@@ -273,7 +273,7 @@ function warnUnused(
     used.add(name);
     const ir = features.features.get(name)?.ir;
     if (ir === undefined) return;
-    for (const dep of ir.kind === 'crossed' ? ir.features : 'feature' in ir ? [ir.feature] : []) visit(dep);
+    for (const dep of dependencies(ir)) visit(dep);
   };
   [...wide, ...deep].forEach(visit);
   const readColumns = new Set<string>();
