@@ -2,6 +2,7 @@
 // in one clear message and a documented exit code (0 ok, 1 diagnostics, 2 usage, 3 failure).
 
 import { Command, CommanderError } from 'commander';
+import { CUDA_ERROR_CODE } from '../runtime/engine/cuda/addon-api.js';
 import { checkCommand, compileCommand, convertCommand, fmtCommand, inspectCommand } from './commands.js';
 import { readVersion } from './version.js';
 // The data commands load DuckDB and Apache Arrow: imported on use, so `wndc check` starts fast.
@@ -114,7 +115,10 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .option('--benchmark-steps <n>', 'measured steps of --benchmark', '50')
     .option('--benchmark-warmup-steps <n>', 'warm-up steps of --benchmark', '5')
     .option('--amp [mode]', 'mixed precision: bf16 (default) or fp16 (CUDA engine)')
-    .option('--engine <engine>', 'tfjs (CPU: wasm, else pure JS), tfjs-wasm, tfjs-cpu, tfjs-node, cuda', 'tfjs')
+    .option('--engine <engine>', 'tfjs (CPU: wasm, else pure JS), tfjs-wasm, tfjs-cpu, tfjs-node, or cuda (NVIDIA GPUs)', 'tfjs')
+    .option('--no-tf32', 'CUDA engine: strict fp32 matrix products (no TF32 tensor cores)')
+    .option('--benchmark-source <source>', 'CUDA --benchmark: device (data preloaded on the GPU, default) or disk (streamed from shards)')
+    .option('--profile', 'CUDA --benchmark: also print the mean time of each phase of a step')
     .option('--epochs <n>', "passes over the data (default: the spec's)")
     .option('--global-batch-size <n>', "training batch size (default: the spec's)")
     .option('--eval-batch-size <n>', 'evaluation batch size')
@@ -181,6 +185,11 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     const err = e as NodeJS.ErrnoException;
     if (typeof err.code === 'string' && typeof err.syscall === 'string') {
       io.stderr(`wndc: ${err.syscall} failed: ${err.message}\n`);
+      return EXIT.failure;
+    }
+    if (err.code === CUDA_ERROR_CODE) {
+      // A failure the GPU reported (out of memory, a bad id in the data, a CUDA error): the message says what and where.
+      io.stderr(`wndc: the CUDA engine failed: ${err.message}\n`);
       return EXIT.failure;
     }
     io.stderr(`wndc: internal error (please report it): ${err.stack ?? String(e)}\n`);

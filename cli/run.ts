@@ -6,14 +6,15 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelIR } from '../compiler/ir.js';
 import { loadLatestCheckpoint } from '../runtime/checkpoint.js';
-import { BatchReader } from '../runtime/data/batches.js';
+import { BatchReader, epochRandom, shuffleInPlace } from '../runtime/data/batches.js';
 import { cacheRoot } from '../runtime/cache.js';
 import { openShards, ShardError, type ShardSet } from '../runtime/data/shards.js';
 import { openRawSource } from '../runtime/data/sources/open.js';
 import type { RawSource } from '../runtime/data/contracts.js';
 import { specHash } from '../runtime/data/spec-hash.js';
 import { synthSource } from '../runtime/data/synth.js';
-import { UnsupportedPrecisionError, type Engine } from '../runtime/engine/engine.js';
+import type { CudaEngine } from '../runtime/engine/cuda/engine.js';
+import { UnsupportedPrecisionError, type Engine, type LearningRates } from '../runtime/engine/engine.js';
 import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
 import { compileSpecFile } from './commands.js';
 import { EXIT, median, UsageError, wholeNumberFlag, type CliIO } from './io.js';
@@ -32,6 +33,12 @@ export interface RunFlags {
   benchmarkSteps?: string;
   benchmarkWarmupSteps?: string;
   amp?: string | boolean;
+  /** `--no-tf32` sets this false: strict fp32 matrix products on the CUDA engine. */
+  tf32?: boolean;
+  /** `--benchmark-source device|disk` (CUDA engine): preloaded on the GPU (default) or streamed from the shards. */
+  benchmarkSource?: string;
+  /** `--profile` (CUDA engine, with --benchmark): mean milliseconds per step in each phase. */
+  profile?: boolean;
   engine?: string;
   epochs?: string;
   globalBatchSize?: string;
@@ -69,11 +76,29 @@ function applyOverrides(ir: ModelIR, f: RunFlags): void {
   }
 }
 
-async function createEngine(name: string | undefined): Promise<Engine> {
+/** The flags that only the CUDA engine's benchmark reads, checked before anything loads. */
+function checkCudaFlags(engine: string, f: RunFlags): void {
+  if (f.benchmarkSource !== undefined) {
+    if (f.benchmarkSource !== 'device' && f.benchmarkSource !== 'disk') throw new UsageError(`--benchmark-source takes device or disk, not ${JSON.stringify(f.benchmarkSource)}`);
+    if (!f.benchmark) throw new UsageError('--benchmark-source goes with --benchmark');
+    if (f.benchmarkSource === 'device' && engine !== 'cuda') throw new UsageError('--benchmark-source device preloads the data on the GPU: it needs --engine cuda');
+  }
+  if (f.profile && (!f.benchmark || engine !== 'cuda')) throw new UsageError('--profile times the phases of CUDA steps: it goes with --benchmark and --engine cuda');
+}
+
+async function createEngine(name: string | undefined, flags: RunFlags): Promise<Engine> {
   const choice = name ?? 'tfjs';
   if (!(ENGINES as readonly string[]).includes(choice)) throw new UsageError(`--engine takes one of ${ENGINES.join(', ')}, not ${JSON.stringify(choice)}`);
+  checkCudaFlags(choice, flags);
   if (choice === 'cuda') {
-    throw new UsageError('the CUDA engine is not built yet in this version of wndc; use --engine tfjs (CPU)', EXIT.failure);
+    const [{ CudaEngine }, { CudaUnavailableError }] = await Promise.all([import('../runtime/engine/cuda/engine.js'), import('../runtime/engine/cuda/load-addon.js')]);
+    try {
+      return await CudaEngine.create({ strictFp32: flags.tf32 === false });
+    } catch (e) {
+      // A missing GPU, driver, addon build or cuBLASLt: one line saying what, no stack.
+      if (e instanceof CudaUnavailableError) throw new UsageError(`--engine cuda cannot run here: ${e.message}; \`--engine tfjs\` trains on the CPU`, EXIT.failure);
+      throw e;
+    }
   }
   const { TfjsEngine } = await import('../runtime/engine/tfjs/engine.js');
   const backend = choice === 'tfjs' ? 'auto' : choice === 'tfjs-wasm' ? 'wasm' : choice === 'tfjs-cpu' ? 'cpu' : 'tfjs-node';
@@ -139,13 +164,13 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
   const modelDir = resolve(io.cwd, flags.modelDir ?? join('runs', ir.model));
   const keep = wholeNumberFlag('--keep_checkpoints', flags.keepCheckpoints, 3, 1);
   try {
-    const engine = await createEngine(flags.engine);
+    const engine = await createEngine(flags.engine, flags);
     try {
-      if (ir.train.mixedPrecision !== 'off' && engine.capabilities.mixedPrecision.length === 0) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
+      if (ir.train.mixedPrecision !== 'off' && !engine.capabilities.mixedPrecision.includes(ir.train.mixedPrecision)) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
       if (flags.predict !== undefined) return await predictCommand(ir, engine, flags, modelDir, file, io);
       const data = await resolveData(ir, flags, modelDir, io);
       io.stderr(`model ${ir.model}: ${ir.sizes.parameters.total.toLocaleString('en-US')} parameters on ${engine.capabilities.device}; data ${data.origin}: ${data.train.rows.toLocaleString('en-US')} train rows${data.valid ? `, ${data.valid.rows.toLocaleString('en-US')} validation rows` : ''}\n`);
-      if (flags.benchmark) return await benchmark(ir, engine, data, flags, io);
+      if (flags.benchmark) return engine.name === 'cuda' ? await cudaBenchmark(ir, engine as CudaEngine, data.train, flags, io) : await benchmark(ir, engine, data, flags, io);
       if (flags.evaluate) {
         const ckpt = await restoreLatest(ir, engine, modelDir, file);
         const e = await evaluate(ir, engine, data.valid ?? data.train);
@@ -194,13 +219,27 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
   }
 }
 
+function benchmarkSteps(flags: RunFlags): { steps: number; warmup: number } {
+  return {
+    steps: wholeNumberFlag('--benchmark_steps', flags.benchmarkSteps, 50, 1),
+    warmup: wholeNumberFlag('--benchmark_warmup_steps', flags.benchmarkWarmupSteps, 5, 0),
+  };
+}
+
+function benchmarkReader(ir: ModelIR, train: ShardSet, flags: RunFlags): BatchReader {
+  const reader = new BatchReader(train, { batchSize: ir.train.batchSize, seed: ir.train.seed, lastBatch: 'drop' });
+  if (reader.batchCount() === 0) {
+    const hint = flags.data === undefined ? ` (give --synthetic_rows ${ir.train.batchSize} or more)` : '';
+    throw new UsageError(`the data has ${train.rows.toLocaleString('en-US')} rows, fewer than one batch of ${ir.train.batchSize}${hint}`, EXIT.failure);
+  }
+  return reader;
+}
+
 /** Training throughput: the median over measured steps after warm-up; nothing is written. */
 async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlags, io: CliIO): Promise<number> {
-  const steps = wholeNumberFlag('--benchmark_steps', flags.benchmarkSteps, 50, 1);
-  const warmup = wholeNumberFlag('--benchmark_warmup_steps', flags.benchmarkWarmupSteps, 5, 0);
+  const { steps, warmup } = benchmarkSteps(flags);
   await engine.build(ir, ir.train.seed);
-  const reader = new BatchReader(data.train, { batchSize: ir.train.batchSize, seed: ir.train.seed, lastBatch: 'drop' });
-  if (reader.batchCount() === 0) throw new UsageError(`the data has fewer rows than one batch of ${ir.train.batchSize}`, EXIT.failure);
+  const reader = benchmarkReader(ir, data.train, flags);
   const rates: number[] = [];
   let step = 0;
   for (let epoch = 0; step < warmup + steps; epoch++) {
@@ -214,6 +253,118 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
   }
   io.stdout(`${JSON.stringify({ model: ir.model, engine: engine.name, device: engine.capabilities.device, batchSize: ir.train.batchSize, measuredSteps: rates.length, warmupSteps: warmup, examplesPerSecond: Math.round(median(rates)) })}\n`);
   return EXIT.ok;
+}
+
+/**
+ * The CUDA engine's throughput. `--benchmark-source device` (the default): every training row is
+ * uploaded once and each epoch reads a fresh permutation on the GPU; each step is timed to its end
+ * on the device. `disk`: batches are read from the shards and uploaded each step, the next batch
+ * read while the device runs the current one; a step's time runs from the end of the previous one.
+ */
+export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: ShardSet, flags: RunFlags, io: CliIO): Promise<number> {
+  const { steps, warmup } = benchmarkSteps(flags);
+  const source = flags.benchmarkSource === 'disk' ? 'disk' : 'device';
+  const batchSize = ir.train.batchSize;
+  const lr: LearningRates = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
+  await engine.build(ir, ir.train.seed);
+  const seconds: number[] = [];
+  let datasetBytes: number | undefined;
+  const measure = (step: number, dt: number) => {
+    if (step === warmup - 1 && flags.profile) engine.setProfiling(true); // phases of the measured steps only
+    if (step >= warmup) seconds.push(dt);
+  };
+  if (flags.profile && warmup === 0) engine.setProfiling(true);
+  if (source === 'device') {
+    datasetBytes = engine.preload(train);
+    const orders = new DeviceOrders(train.rows, batchSize, ir.train.seed);
+    // Steps are queued in groups and the group's time shared among its steps: waiting for each
+    // step would leave the GPU idle while the host queues the next one.
+    const group = 5;
+    let t0 = performance.now();
+    let queued: number[] = [];
+    for (let step = 0, epoch = 0; step < warmup + steps; epoch++) {
+      await engine.synchronize(); // the previous epoch's steps read the old order
+      engine.setOrder(orders.epoch(epoch));
+      for (let b = 0; b < orders.batchesPerEpoch && step < warmup + steps; b++, step++) {
+        engine.enqueuePreloaded(b * batchSize, batchSize, step, lr);
+        queued.push(step);
+        if (queued.length === group || step + 1 === warmup + steps || b + 1 === orders.batchesPerEpoch) {
+          await engine.synchronize();
+          const now = performance.now();
+          for (const s of queued) measure(s, (now - t0) / 1000 / queued.length);
+          queued = [];
+          t0 = now;
+        }
+      }
+    }
+  } else {
+    const reader = benchmarkReader(ir, train, flags);
+    let last = performance.now();
+    for (let step = 0, epoch = 0; step < warmup + steps; epoch++) {
+      const batches = reader.batches(epoch);
+      let next = batches.next();
+      while (!next.done && step < warmup + steps) {
+        const pending = engine.trainStep(next.value, step, lr);
+        next = batches.next(); // engine.copiesBatchOnCall: the batch may be refilled now
+        await pending;
+        const now = performance.now();
+        measure(step++, (now - last) / 1000);
+        last = now;
+      }
+    }
+  }
+  const stepSeconds = median(seconds);
+  const precision = engine.precision;
+  const result: Record<string, unknown> = {
+    model: ir.model,
+    engine: engine.name,
+    device: engine.capabilities.device,
+    gpu: engine.device.name,
+    precision,
+    source,
+    batchSize,
+    measuredSteps: seconds.length,
+    warmupSteps: warmup,
+    examplesPerSecond: Math.round(batchSize / stepSeconds),
+    stepMilliseconds: Number((stepSeconds * 1000).toFixed(3)),
+    peakDeviceMemoryBytes: engine.memory().peak,
+    ...(datasetBytes !== undefined ? { datasetBytes } : {}),
+    ...(precision === 'fp16' ? { skippedSteps: engine.skippedSteps(), lossScale: engine.lossScale() } : {}),
+    ...(flags.profile ? { phaseMilliseconds: engine.phaseTimes() } : {}),
+  };
+  io.stdout(`${JSON.stringify(result)}\n`);
+  return EXIT.ok;
+}
+
+/**
+ * Row orders of the device dataset: per epoch, fresh permutations of its rows (seeded by the
+ * train seed and the epoch, as BatchReader's epochs), as many back to back as a batch needs when
+ * the dataset is smaller than one batch.
+ */
+export class DeviceOrders {
+  readonly batchesPerEpoch: number;
+  private readonly copies: number;
+
+  constructor(
+    private readonly rows: number,
+    batchSize: number,
+    private readonly seed: number,
+  ) {
+    if (rows === 0) throw new UsageError('the training data has no rows', EXIT.failure);
+    this.copies = Math.ceil(batchSize / rows);
+    this.batchesPerEpoch = Math.floor((rows * this.copies) / batchSize);
+  }
+
+  epoch(epoch: number): Int32Array {
+    const order = new Uint32Array(this.rows * this.copies);
+    const next = epochRandom(this.seed, epoch);
+    for (let c = 0; c < this.copies; c++) {
+      const part = order.subarray(c * this.rows, (c + 1) * this.rows);
+      for (let i = 0; i < this.rows; i++) part[i] = i;
+      shuffleInPlace(part, this.rows, next);
+    }
+    return new Int32Array(order.buffer);
+  }
 }
 
 async function restoreLatest(ir: ModelIR, engine: Engine, modelDir: string, file: string) {

@@ -57,6 +57,11 @@ export interface EngineCapabilities {
 export interface Engine {
   readonly name: string;
   readonly capabilities: EngineCapabilities;
+  /**
+   * True when `trainStep` has copied its batch before its promise is returned (the CUDA engine
+   * uploads it to pinned memory), so the caller may reuse the batch's arrays while the step runs.
+   */
+  readonly copiesBatchOnCall?: boolean;
   /** Creates the parameters and optimizer slots of `ir`, initialised from `seed` (bit-identical per seed on one engine). */
   build(ir: ModelIR, seed: number): Promise<void>;
   /** Sigmoid click probabilities of the batch's first `size` rows (dropout off). */

@@ -92,22 +92,35 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
     if (o.modelDir !== undefined) appendFileSync(join(o.modelDir, 'metrics.jsonl'), `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   };
   let lastEval: EvalResult | null = null;
+  const pipelined = copiesBatchOnCall(engine);
   const started = performance.now();
   let examples = 0;
   for (let epoch = startEpoch; epoch < ir.train.epochs; epoch++) {
     let batchInEpoch = 0;
     let lossSum = 0;
     let lossRows = 0;
-    for (const batch of reader.batches(epoch)) {
-      if (batchInEpoch < skipBatches) {
-        batchInEpoch++;
-        continue;
-      }
+    const batches = reader.batches(epoch);
+    let next = batches.next();
+    for (; !next.done && batchInEpoch < skipBatches; batchInEpoch++) next = batches.next();
+    while (!next.done) {
+      const batch = next.value;
+      // The reader refills this one Batch object: read what is needed before the next batch.
+      const size = batch.size;
       const lr = {
         wide: learningRateAt(ir.wide.optimizer.learningRate, ir.wide.schedule, step, batchesPerEpoch),
         deep: learningRateAt(ir.deep.optimizer.learningRate, ir.deep.schedule, step, batchesPerEpoch),
       };
-      const result = await engine.trainStep(batch, step, lr);
+      const pending = engine.trainStep(batch, step, lr);
+      if (pipelined) {
+        try {
+          next = batches.next();
+        } catch (e) {
+          await pending.catch(() => undefined); // the step's own failure matters less than the data's
+          throw e;
+        }
+      }
+      const result = await pending;
+      if (!pipelined) next = batches.next();
       if (!Number.isFinite(result.loss)) {
         throw new TrainingError(
           `the loss became ${result.loss} at step ${step} (epoch ${epoch + 1}); the last good checkpoint is kept${o.modelDir === undefined ? '' : ` in ${o.modelDir}`}\nlower the learning rates, add a warm-up, or check the data for extreme values`,
@@ -115,9 +128,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
       }
       step++;
       batchInEpoch++;
-      examples += batch.size;
-      lossSum += result.loss * batch.size;
-      lossRows += batch.size;
+      examples += size;
+      lossSum += result.loss * size;
+      lossRows += size;
       o.onStep?.({ step, epoch, batchInEpoch, batchesPerEpoch, loss: result.loss, examplesPerSecond: examples / ((performance.now() - started) / 1000) });
     }
     skipBatches = 0;
@@ -131,6 +144,15 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
     if (o.modelDir !== undefined) saveCheckpoint(o.modelDir, meta(epoch + 1, 0), await engine.state(), o.keepCheckpoints ?? 3);
   }
   return { steps: step, resumedFrom, lastEval };
+}
+
+/**
+ * Whether `engine.trainStep` has copied the batch by the time it returns its promise (the CUDA
+ * engine uploads it first, then runs the step on the device): the trainer then reads the next
+ * batch while the step runs. The tfjs engine reads the batch later, so it gets one batch at a time.
+ */
+function copiesBatchOnCall(engine: Engine): boolean {
+  return engine.copiesBatchOnCall === true;
 }
 
 /** Every metric of the spec over `data`, groups whole (grouped batches when the model has a group column). */

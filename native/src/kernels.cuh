@@ -1,0 +1,156 @@
+// Kernel launchers of the CUDA engine. Every launcher enqueues on `stream` and checks the launch;
+// T is the activation type (float, __nv_bfloat16 or __half). Kernels compute in float.
+#pragma once
+
+#include "common.h"
+#include "plan.h"
+
+namespace wndc {
+
+/** Where a step reads its rows: a host batch uploaded to the device, or rows of the device dataset. */
+struct BatchView {
+  const int* ids;
+  const int* lengths;
+  const float* weights;
+  const float* numeric;
+  const float* label;
+  const float* weight;
+  /** Batch row b reads source row rowIndex[b]; null: row b. */
+  const int* rowIndex;
+  int size;
+  int idsWidth, lengthsWidth, weightsWidth, numericWidth;
+};
+
+/** One lookup as the kernels read it (device copy of Lookup plus the table's buffers). */
+struct DevLookup {
+  float* table;
+  long long rows;
+  int dim;
+  int idOffset, width, lengthSlot, weightOffset, combiner, outOffset;
+  /** Offset of the table in the gradient accumulator (floats) and in the touched-row flags (rows). */
+  long long gradBase;
+  long long rowBase;
+  int index;  // position in its list, for error reports
+};
+
+/** Non-embedding deep input: a numeric column copy, or a whole indicator piece. */
+struct DevDenseJob {
+  int kind;  // 0 numeric column, 1 indicator
+  int source;  // numeric: source column
+  int outOffset;
+  int idOffset, width, lengthSlot, weightOffset, buckets;
+};
+
+/** The first bad id a kernel met: row, lookup list (0 wide, 1 deep, 2 indicator), index, id. */
+struct BadId {
+  int flag;
+  int row;
+  int list;
+  int index;
+  long long id;
+};
+
+struct OptimizerArgs {
+  OptimizerConfig config;
+  float lr;
+  /** Adam's lr_t, computed on the host. */
+  float adamStep;
+};
+
+// --- lookups ---
+void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias,
+                       const float* numericWeights, const int* numericColumns, int numericCount, float* wideLogit, BadId* bad);
+template <typename T>
+void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad);
+template <typename T>
+void launchDenseInputs(cudaStream_t s, const BatchView& b, const DevDenseJob* jobs, int count, T* x0, int inputWidth, BadId* bad);
+void launchWideBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* dz, float* keyGrad,
+                        unsigned char* touched);
+template <typename T>
+void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const T* dx0, int inputWidth,
+                             float* keyGrad, unsigned char* touched);
+
+// --- head ---
+/** z = deep logit (+ wide logit); in training also the per-row loss and dz (times the loss scale). */
+template <typename T>
+void launchLogitLoss(cudaStream_t s, const BatchView& b, const T* input, int width, const float* kernel, const float* bias,
+                     const float* wideLogit, bool training, bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz);
+void launchSigmoid(cudaStream_t s, const float* z, float* p, int n);
+
+// --- column reductions (two stages, deterministic) ---
+int reductionChunks(int rows);
+/** Sum of each column of partial (chunks x cols) into out (scaled), in chunk order. */
+void launchFinishColumns(cudaStream_t s, const float* partial, int chunks, int cols, float* out, float scale, bool accumulate);
+/** Sum of v[0..n) in a fixed order into out[0]. */
+void launchSum(cudaStream_t s, const float* v, int n, float* out, float scale);
+/** partial sums of x[b,j] * w[b] (w null: 1). */
+template <typename T>
+void launchWeightedColumns(cudaStream_t s, const T* x, int rows, int cols, const float* w, float* partial);
+/** partial sums of w[b] * numeric[row(b), columns[k]] for the wide numeric weights. */
+void launchWideNumericGrad(cudaStream_t s, const BatchView& b, const int* columns, int count, const float* dz, float* partial);
+
+// --- hidden layers ---
+struct HiddenLayerArgs {
+  int rows, units, layer;
+  Activation activation;
+  float dropout;
+  /** Uploaded masks (rows x units) or null: counter-based draws from (seed, step, layer). */
+  const float* mask;
+  unsigned long long seed;
+  long long step;
+};
+/** out = dropout(act(pre)); pre already holds x W + b. */
+template <typename T>
+void launchActivationForward(cudaStream_t s, const HiddenLayerArgs& a, const T* pre, T* out, bool training);
+/**
+ * dPre = dOut * mask * act'(.) and the bias gradient's partial column sums. Reads `pre` when
+ * given (slow path), else the layer's ReLU output `out` (fast path: ReLU, no dropout). With
+ * `logitKernel` set, dOut is the outer product dz x logitKernel instead of the buffer.
+ */
+template <typename T>
+void launchActivationBackward(cudaStream_t s, const HiddenLayerArgs& a, const T* dOut, const float* dz, const float* logitKernel,
+                              const T* pre, const T* out, T* dPre, float* partial);
+/** dOut = dz x kernel (rows x units), for a layer whose successor is the logit. */
+template <typename T>
+void launchOuterProduct(cudaStream_t s, const float* dz, const float* kernel, int rows, int units, T* out);
+
+// --- batch norm ---
+template <typename T>
+void launchBatchNormForward(cudaStream_t s, const T* y, int rows, int units, const float* gamma, const float* beta, const float* mean,
+                            const float* variance, float epsilon, T* out);
+/** Batch mean and biased variance per column (two passes), into mean/variance. */
+template <typename T>
+void launchMoments(cudaStream_t s, const T* y, int rows, int units, float* partial, float* mean, float* variance);
+/** From dZ (in dOut) computes dgamma, dbeta (into their gradient buffers) and replaces dOut with dY. */
+template <typename T>
+void launchBatchNormBackward(cudaStream_t s, const T* y, T* dOut, int rows, int units, const float* gamma, const float* mean,
+                             const float* variance, float epsilon, float* partial, float* dgamma, float* dbeta);
+void launchMovingAverage(cudaStream_t s, float* average, const float* value, int n, float rate, const int* skip);
+
+// --- optimizers, casts, fp16 checks ---
+void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, const float* grad, float* slot0, float* slot1, long long n,
+                      const float* lossScale, const int* skip);
+/** Applies each touched row's gradient (then clears it and the flag); with apply false only clears. */
+/** The two parts' optimizers (wide, deep), passed by value to the sparse kernel. */
+struct OptimizerPair {
+  OptimizerArgs part[2];
+};
+void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
+                       const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
+                       float* const* tables, float* const* slot0, float* const* slot1, int tableCount, float* keyGrad,
+                       unsigned char* touched, const float* lossScale, const int* skip, bool apply);
+/** Sets *flag when any gradient value is Inf or NaN. */
+void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag);
+void launchCheckFiniteRows(cudaStream_t s, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
+                           const long long* tableGradBase, const int* tableDim, int tableCount, const float* keyGrad, int* flag);
+/** fp16 dynamic loss scaling: halves the scale and counts a skip on overflow, doubles it after `interval` good steps. */
+void launchUpdateLossScale(cudaStream_t s, float* scale, int* goodSteps, int* skipped, const int* overflow, int interval);
+template <typename T>
+void launchCast(cudaStream_t s, const float* in, T* out, long long n);
+template <typename T>
+void launchCastToFloat(cudaStream_t s, const T* in, float* out, long long n);
+/** Indices i < n with flags[i] != 0, ascending, and their count (CUB). */
+size_t selectFlaggedTempBytes(long long n);
+void launchSelectFlagged(cudaStream_t s, const unsigned char* flags, long long n, int* out, int* count, void* temp, size_t tempBytes);
+
+}  // namespace wndc

@@ -1,0 +1,529 @@
+// The tower's element-wise work, the head (logit and loss), batch norm, column reductions, the
+// optimizers' kernels, casts and the fp16 loss-scale bookkeeping. Reductions run in two stages
+// (per chunk of rows, then over chunks in order), so every sum is deterministic.
+#include "optim.cuh"
+
+#include <thrust/iterator/counting_iterator.h>
+#include <cub/device/device_select.cuh>
+
+namespace wndc {
+
+namespace {
+
+constexpr int kColumnThreadsY = 8;
+
+__device__ __forceinline__ float activate(Activation a, float x) {
+  switch (a) {
+    case Activation::Relu: return x > 0.0f ? x : 0.0f;
+    case Activation::Tanh: return tanhf(x);
+    case Activation::Sigmoid: return 1.0f / (1.0f + expf(-x));
+    case Activation::Gelu: return (x * 0.5f) * (erff(x * 0.70710678118654752f) + 1.0f);
+    default: return x;
+  }
+}
+
+/** d act / dx at pre-activation x. */
+__device__ __forceinline__ float activationSlope(Activation a, float x) {
+  switch (a) {
+    case Activation::Relu: return x > 0.0f ? 1.0f : 0.0f;
+    case Activation::Tanh: {
+      const float t = tanhf(x);
+      return 1.0f - t * t;
+    }
+    case Activation::Sigmoid: {
+      const float s = 1.0f / (1.0f + expf(-x));
+      return s * (1.0f - s);
+    }
+    case Activation::Gelu: {
+      const float u = x * 0.70710678118654752f;
+      return 0.5f * (erff(u) + 1.0f) + (x * 0.5f) * (1.12837916709551257f * expf(-u * u)) * 0.70710678118654752f;
+    }
+    default: return 1.0f;
+  }
+}
+
+/** Counter-based dropout draw: a uniform in [0, 1) from (seed, step, layer, index). */
+__device__ __forceinline__ float dropoutUniform(unsigned long long seed, long long step, int layer, long long index) {
+  unsigned long long x = seed ^ (0x9E3779B97F4A7C15ULL * (unsigned long long)(step + 1)) ^ (0xD1B54A32D192ED03ULL * (unsigned long long)(layer + 1));
+  x += 0x9E3779B97F4A7C15ULL * (unsigned long long)(index + 1);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return (float)(x >> 40) * (1.0f / 16777216.0f);
+}
+
+__device__ __forceinline__ float dropoutFactor(const HiddenLayerArgs& a, long long i) {
+  if (a.mask) return a.mask[i];
+  if (a.dropout <= 0.0f) return 1.0f;
+  return dropoutUniform(a.seed, a.step, a.layer, i) >= a.dropout ? 1.0f / (1.0f - a.dropout) : 0.0f;
+}
+
+/** Rows per chunk of a column reduction: at most 128 chunks, a multiple of 8 rows. */
+__host__ __device__ __forceinline__ int chunkRows(int rows) {
+  int r = (rows + 127) / 128;
+  r = (r + 7) / 8 * 8;
+  return r < 64 ? 64 : r;
+}
+
+/** partial[chunk * cols + j] = sum over the chunk's rows b of f(b, j). */
+template <typename F>
+__global__ void columnPartial(int rows, int cols, F f, float* partial) {
+  __shared__ float sums[kColumnThreadsY][33];
+  const int j = blockIdx.x * 32 + threadIdx.x;
+  const int per = chunkRows(rows);
+  const int start = blockIdx.y * per;
+  const int end = min(rows, start + per);
+  float acc = 0.0f;
+  if (j < cols)
+    for (int b = start + threadIdx.y; b < end; b += kColumnThreadsY) acc += f(b, j);
+  sums[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < cols) {
+    float total = 0.0f;
+    for (int y = 0; y < kColumnThreadsY; y++) total += sums[y][threadIdx.x];
+    partial[(long long)blockIdx.y * cols + j] = total;
+  }
+}
+
+template <typename F>
+void columnReduce(cudaStream_t s, int rows, int cols, F f, float* partial, const char* what) {
+  if (rows == 0 || cols == 0) return;
+  dim3 block(32, kColumnThreadsY);
+  dim3 grid((cols + 31) / 32, (rows + chunkRows(rows) - 1) / chunkRows(rows));
+  columnPartial<F><<<grid, block, 0, s>>>(rows, cols, f, partial);
+  checkLaunch(what);
+}
+
+__global__ void finishColumns(const float* partial, int chunks, int cols, float* out, float scale, bool accumulate) {
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < cols; j += gridDim.x * blockDim.x) {
+    float total = 0.0f;
+    for (int c = 0; c < chunks; c++) total += partial[(long long)c * cols + j];
+    out[j] = accumulate ? out[j] + total * scale : total * scale;
+  }
+}
+
+__global__ void sumAll(const float* v, int n, float* out, float scale) {
+  __shared__ float sums[1024];
+  float acc = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) acc += v[i];
+  sums[threadIdx.x] = acc;
+  __syncthreads();
+  for (int width = blockDim.x / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) sums[threadIdx.x] += sums[threadIdx.x + width];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[0] = sums[0] * scale;
+}
+
+template <typename T>
+struct WeightedColumn {
+  const T* x;
+  int cols;
+  const float* w;
+  __device__ float operator()(int b, int j) const { return toFloat<T>(x[(long long)b * cols + j]) * (w ? w[b] : 1.0f); }
+};
+
+struct WideNumericColumn {
+  BatchView batch;
+  const int* columns;
+  const float* dz;
+  __device__ float operator()(int b, int k) const {
+    const long long r = batch.rowIndex ? batch.rowIndex[b] : b;
+    return batch.numeric[r * batch.numericWidth + columns[k]] * dz[b];
+  }
+};
+
+template <typename T>
+__global__ void logitLoss(BatchView b, const T* input, int width, const float* kernel, const float* bias, const float* wideLogit, bool training,
+                          bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz) {
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  for (long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < b.size; row += warps) {
+    float dot = 0.0f;
+    if (input)
+      for (int j = lane; j < width; j += 32) dot += toFloat<T>(input[row * width + j]) * kernel[j];
+    for (int offset = 16; offset > 0; offset >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    if (lane != 0) continue;
+    float logit = input ? dot + bias[0] : 0.0f;
+    if (wideLogit) logit = input ? wideLogit[row] + logit : wideLogit[row];
+    z[row] = logit;
+    if (!training) continue;
+    const long long r = b.rowIndex ? b.rowIndex[row] : row;
+    const float y = b.label[r];
+    const float w = weighted ? b.weight[r] : 1.0f;
+    const float e = expf(-fabsf(logit));
+    rowLoss[row] = w * ((fmaxf(logit, 0.0f) - logit * y) + log1pf(e));
+    // The derivative of that expression as TF and tfjs autodiff take it (relu' and |.|' are 0 at 0).
+    const float sign = logit > 0.0f ? 1.0f : (logit < 0.0f ? -1.0f : 0.0f);
+    const float slope = ((logit > 0.0f ? 1.0f : 0.0f) - y) - sign * (e / (1.0f + e));
+    dz[row] = (w * slope / (float)b.size) * (lossScale ? *lossScale : 1.0f);
+  }
+}
+
+__global__ void sigmoidKernel(const float* z, float* p, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) p[i] = 1.0f / (1.0f + expf(-z[i]));
+}
+
+template <typename T>
+__global__ void activationForward(HiddenLayerArgs a, const T* pre, T* out, bool training) {
+  const long long n = (long long)a.rows * a.units;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    float y = activate(a.activation, toFloat<T>(pre[i]));
+    if (training) y = y * dropoutFactor(a, i);
+    out[i] = fromFloat<T>(y);
+  }
+}
+
+template <typename T>
+struct ActivationBackward {
+  HiddenLayerArgs a;
+  const T* dOut;
+  const float* dz;
+  const float* logitKernel;
+  const T* pre;
+  const T* out;
+  T* dPre;
+  __device__ float operator()(int b, int j) const {
+    const long long i = (long long)b * a.units + j;
+    const float upstream = logitKernel ? dz[b] * logitKernel[j] : toFloat<T>(dOut[i]);
+    float g;
+    if (pre) g = (upstream * dropoutFactor(a, i)) * activationSlope(a.activation, toFloat<T>(pre[i]));
+    else g = toFloat<T>(out[i]) > 0.0f ? upstream : 0.0f;
+    dPre[i] = fromFloat<T>(g);
+    return g;
+  }
+};
+
+template <typename T>
+__global__ void outerProduct(const float* dz, const float* kernel, int rows, int units, T* out) {
+  const long long n = (long long)rows * units;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    out[i] = fromFloat<T>(dz[i / units] * kernel[i % units]);
+}
+
+template <typename T>
+struct ColumnValue {
+  const T* y;
+  int cols;
+  __device__ float operator()(int b, int j) const { return toFloat<T>(y[(long long)b * cols + j]); }
+};
+
+template <typename T>
+struct SquaredDeviation {
+  const T* y;
+  int cols;
+  const float* mean;
+  __device__ float operator()(int b, int j) const {
+    const float d = toFloat<T>(y[(long long)b * cols + j]) - mean[j];
+    return d * d;
+  }
+};
+
+template <typename T>
+struct NormalisedTimesGrad {
+  const T* y;
+  const T* dOut;
+  int cols;
+  const float* mean;
+  const float* variance;
+  float epsilon;
+  __device__ float operator()(int b, int j) const {
+    const long long i = (long long)b * cols + j;
+    const float normalised = (toFloat<T>(y[i]) - mean[j]) * (1.0f / sqrtf(variance[j] + epsilon));
+    return toFloat<T>(dOut[i]) * normalised;
+  }
+};
+
+template <typename T>
+__global__ void batchNormForward(const T* y, int rows, int units, const float* gamma, const float* beta, const float* mean, const float* variance,
+                                 float epsilon, T* out) {
+  const long long n = (long long)rows * units;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const int j = static_cast<int>(i % units);
+    const float normalised = (toFloat<T>(y[i]) - mean[j]) * (1.0f / sqrtf(variance[j] + epsilon));
+    out[i] = fromFloat<T>(normalised * gamma[j] + beta[j]);
+  }
+}
+
+/** dY = gamma * inv / n * (n dZ - sum dZ - yhat * sum(dZ yhat)), in place of dZ. */
+template <typename T>
+__global__ void batchNormBackward(const T* y, T* dOut, int rows, int units, const float* gamma, const float* mean, const float* variance,
+                                  float epsilon, const float* dgamma, const float* dbeta) {
+  const long long n = (long long)rows * units;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const int j = static_cast<int>(i % units);
+    const float inv = 1.0f / sqrtf(variance[j] + epsilon);
+    const float normalised = (toFloat<T>(y[i]) - mean[j]) * inv;
+    const float g = toFloat<T>(dOut[i]);
+    dOut[i] = fromFloat<T>(gamma[j] * inv * (g - dbeta[j] / rows - normalised * (dgamma[j] / rows)));
+  }
+}
+
+__global__ void movingAverage(float* average, const float* value, int n, float rate) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) average[i] = average[i] - (average[i] - value[i]) * rate;
+}
+
+__global__ void denseApply(OptimizerArgs o, float* param, const float* grad, float* slot0, float* slot1, long long n, const float* lossScale,
+                           const int* skip) {
+  if (skip && *skip) return;
+  const float unscale = lossScale ? 1.0f / *lossScale : 1.0f;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    float w = param[i];
+    optimizerUpdate(o, w, slot0 ? slot0 + i : nullptr, slot1 ? slot1 + i : nullptr, grad[i] * unscale);
+    param[i] = w;
+  }
+}
+
+__device__ __forceinline__ int tableOf(long long row, const long long* base, int count) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (base[mid] <= row) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+__global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* count, const long long* tableRowBase, const long long* tableGradBase,
+                            const int* tableDim, const int* tablePart, float* const* tables, float* const* slot0, float* const* slot1, int tableCount,
+                            float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply) {
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  const bool update = apply && !(skip && *skip);
+  const float unscale = lossScale ? 1.0f / *lossScale : 1.0f;
+  const long long total = *count;
+  for (long long i = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); i < total; i += warps) {
+    const long long row = rowsList[i];
+    const int t = tableOf(row, tableRowBase, tableCount);
+    const long long local = row - tableRowBase[t];
+    const int dim = tableDim[t];
+    float* g = keyGrad + tableGradBase[t] + local * dim;
+    if (update) {
+      const OptimizerArgs& o = opt.part[tablePart[t]];
+      float* w = tables[t] + local * dim;
+      float* s0 = slot0[t] ? slot0[t] + local * dim : nullptr;
+      float* s1 = slot1[t] ? slot1[t] + local * dim : nullptr;
+      for (int d = lane; d < dim; d += 32) {
+        float v = w[d];
+        optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, g[d] * unscale);
+        w[d] = v;
+      }
+    }
+    for (int d = lane; d < dim; d += 32) g[d] = 0.0f;
+    if (lane == 0) touched[row] = 0;
+  }
+}
+
+__global__ void checkFinite(const float* v, long long n, int* flag) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    if (!isfinite(v[i])) *flag = 1;
+}
+
+__global__ void checkFiniteRows(const int* rowsList, const int* count, const long long* tableRowBase, const long long* tableGradBase, const int* tableDim,
+                                int tableCount, const float* keyGrad, int* flag) {
+  const long long total = *count;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long row = rowsList[i];
+    const int t = tableOf(row, tableRowBase, tableCount);
+    const int dim = tableDim[t];
+    const float* g = keyGrad + tableGradBase[t] + (row - tableRowBase[t]) * dim;
+    for (int d = 0; d < dim; d++)
+      if (!isfinite(g[d])) *flag = 1;
+  }
+}
+
+__global__ void updateLossScale(float* scale, int* goodSteps, int* skipped, const int* overflow, int interval) {
+  if (*overflow) {
+    *scale = fmaxf(*scale * 0.5f, 1.0f);
+    *goodSteps = 0;
+    *skipped += 1;
+  } else if (++*goodSteps >= interval) {
+    *scale = *scale * 2.0f;
+    *goodSteps = 0;
+  }
+}
+
+template <typename T>
+__global__ void castKernel(const float* in, T* out, long long n) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = fromFloat<T>(in[i]);
+}
+
+template <typename T>
+__global__ void castToFloatKernel(const T* in, float* out, long long n) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = toFloat<T>(in[i]);
+}
+
+}  // namespace
+
+int reductionChunks(int rows) { return rows == 0 ? 0 : (rows + chunkRows(rows) - 1) / chunkRows(rows); }
+
+void launchFinishColumns(cudaStream_t s, const float* partial, int chunks, int cols, float* out, float scale, bool accumulate) {
+  if (cols == 0) return;
+  finishColumns<<<blocksFor(cols, 256), 256, 0, s>>>(partial, chunks, cols, out, scale, accumulate);
+  checkLaunch("column sum kernel");
+}
+
+void launchSum(cudaStream_t s, const float* v, int n, float* out, float scale) {
+  sumAll<<<1, 1024, 0, s>>>(v, n, out, scale);
+  checkLaunch("sum kernel");
+}
+
+template <typename T>
+void launchWeightedColumns(cudaStream_t s, const T* x, int rows, int cols, const float* w, float* partial) {
+  columnReduce(s, rows, cols, WeightedColumn<T>{x, cols, w}, partial, "weighted column sum kernel");
+}
+
+void launchWideNumericGrad(cudaStream_t s, const BatchView& b, const int* columns, int count, const float* dz, float* partial) {
+  columnReduce(s, b.size, count, WideNumericColumn{b, columns, dz}, partial, "wide numeric gradient kernel");
+}
+
+template <typename T>
+void launchLogitLoss(cudaStream_t s, const BatchView& b, const T* input, int width, const float* kernel, const float* bias, const float* wideLogit,
+                     bool training, bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz) {
+  if (b.size == 0) return;
+  logitLoss<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, input, width, kernel, bias, wideLogit, training, weighted, lossScale, z,
+                                                                      rowLoss, dz);
+  checkLaunch("logit and loss kernel");
+}
+
+void launchSigmoid(cudaStream_t s, const float* z, float* p, int n) {
+  if (n == 0) return;
+  sigmoidKernel<<<blocksFor(n, 256), 256, 0, s>>>(z, p, n);
+  checkLaunch("sigmoid kernel");
+}
+
+template <typename T>
+void launchActivationForward(cudaStream_t s, const HiddenLayerArgs& a, const T* pre, T* out, bool training) {
+  if (a.rows == 0) return;
+  activationForward<T><<<blocksFor((long long)a.rows * a.units, 256), 256, 0, s>>>(a, pre, out, training);
+  checkLaunch("activation kernel");
+}
+
+template <typename T>
+void launchActivationBackward(cudaStream_t s, const HiddenLayerArgs& a, const T* dOut, const float* dz, const float* logitKernel, const T* pre, const T* out,
+                              T* dPre, float* partial) {
+  columnReduce(s, a.rows, a.units, ActivationBackward<T>{a, dOut, dz, logitKernel, pre, out, dPre}, partial, "activation gradient kernel");
+}
+
+template <typename T>
+void launchOuterProduct(cudaStream_t s, const float* dz, const float* kernel, int rows, int units, T* out) {
+  if (rows == 0) return;
+  outerProduct<T><<<blocksFor((long long)rows * units, 256), 256, 0, s>>>(dz, kernel, rows, units, out);
+  checkLaunch("logit gradient kernel");
+}
+
+template <typename T>
+void launchBatchNormForward(cudaStream_t s, const T* y, int rows, int units, const float* gamma, const float* beta, const float* mean,
+                            const float* variance, float epsilon, T* out) {
+  if (rows == 0) return;
+  batchNormForward<T><<<blocksFor((long long)rows * units, 256), 256, 0, s>>>(y, rows, units, gamma, beta, mean, variance, epsilon, out);
+  checkLaunch("batch norm kernel");
+}
+
+template <typename T>
+void launchMoments(cudaStream_t s, const T* y, int rows, int units, float* partial, float* mean, float* variance) {
+  const int chunks = reductionChunks(rows);
+  columnReduce(s, rows, units, ColumnValue<T>{y, units}, partial, "batch mean kernel");
+  launchFinishColumns(s, partial, chunks, units, mean, 1.0f / rows, false);
+  columnReduce(s, rows, units, SquaredDeviation<T>{y, units, mean}, partial, "batch variance kernel");
+  launchFinishColumns(s, partial, chunks, units, variance, 1.0f / rows, false);
+}
+
+template <typename T>
+void launchBatchNormBackward(cudaStream_t s, const T* y, T* dOut, int rows, int units, const float* gamma, const float* mean, const float* variance,
+                             float epsilon, float* partial, float* dgamma, float* dbeta) {
+  const int chunks = reductionChunks(rows);
+  columnReduce(s, rows, units, ColumnValue<T>{dOut, units}, partial, "batch norm beta gradient kernel");
+  launchFinishColumns(s, partial, chunks, units, dbeta, 1.0f, false);
+  columnReduce(s, rows, units, NormalisedTimesGrad<T>{y, dOut, units, mean, variance, epsilon}, partial, "batch norm gamma gradient kernel");
+  launchFinishColumns(s, partial, chunks, units, dgamma, 1.0f, false);
+  batchNormBackward<T><<<blocksFor((long long)rows * units, 256), 256, 0, s>>>(y, dOut, rows, units, gamma, mean, variance, epsilon, dgamma, dbeta);
+  checkLaunch("batch norm gradient kernel");
+}
+
+void launchMovingAverage(cudaStream_t s, float* average, const float* value, int n, float rate, const int*) {
+  movingAverage<<<blocksFor(n, 256), 256, 0, s>>>(average, value, n, rate);
+  checkLaunch("moving average kernel");
+}
+
+void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, const float* grad, float* slot0, float* slot1, long long n,
+                      const float* lossScale, const int* skip) {
+  if (n == 0) return;
+  denseApply<<<blocksFor(n, 256), 256, 0, s>>>(o, param, grad, slot0, slot1, n, lossScale, skip);
+  checkLaunch("dense optimizer kernel");
+}
+
+void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
+                       const long long* tableGradBase, const int* tableDim, const int* tablePart, float* const* tables, float* const* slot0,
+                       float* const* slot1, int tableCount, float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply) {
+  if (maxCount == 0 || tableCount == 0) return;
+  sparseApply<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(opt, rowsList, count, tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0,
+                                                                   slot1, tableCount, keyGrad, touched, lossScale, skip, apply);
+  checkLaunch("sparse optimizer kernel");
+}
+
+void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag) {
+  if (n == 0) return;
+  checkFinite<<<blocksFor(n, 256, 4096), 256, 0, s>>>(v, n, flag);
+  checkLaunch("finite check kernel");
+}
+
+void launchCheckFiniteRows(cudaStream_t s, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
+                           const long long* tableGradBase, const int* tableDim, int tableCount, const float* keyGrad, int* flag) {
+  if (maxCount == 0 || tableCount == 0) return;
+  checkFiniteRows<<<blocksFor(maxCount, 256, 4096), 256, 0, s>>>(rowsList, count, tableRowBase, tableGradBase, tableDim, tableCount, keyGrad, flag);
+  checkLaunch("finite check kernel");
+}
+
+void launchUpdateLossScale(cudaStream_t s, float* scale, int* goodSteps, int* skipped, const int* overflow, int interval) {
+  updateLossScale<<<1, 1, 0, s>>>(scale, goodSteps, skipped, overflow, interval);
+  checkLaunch("loss scale kernel");
+}
+
+template <typename T>
+void launchCast(cudaStream_t s, const float* in, T* out, long long n) {
+  if (n == 0) return;
+  castKernel<T><<<blocksFor(n, 256), 256, 0, s>>>(in, out, n);
+  checkLaunch("cast kernel");
+}
+
+template <typename T>
+void launchCastToFloat(cudaStream_t s, const T* in, float* out, long long n) {
+  if (n == 0) return;
+  castToFloatKernel<T><<<blocksFor(n, 256), 256, 0, s>>>(in, out, n);
+  checkLaunch("cast kernel");
+}
+
+size_t selectFlaggedTempBytes(long long n) {
+  size_t bytes = 0;
+  check(cub::DeviceSelect::Flagged(nullptr, bytes, thrust::counting_iterator<int>(0), static_cast<const unsigned char*>(nullptr),
+                                   static_cast<int*>(nullptr), static_cast<int*>(nullptr), static_cast<int>(n)),
+        "cub::DeviceSelect::Flagged (size query)");
+  return bytes;
+}
+
+void launchSelectFlagged(cudaStream_t s, const unsigned char* flags, long long n, int* out, int* count, void* temp, size_t tempBytes) {
+  check(cub::DeviceSelect::Flagged(temp, tempBytes, thrust::counting_iterator<int>(0), flags, out, count, static_cast<int>(n), s),
+        "cub::DeviceSelect::Flagged");
+}
+
+#define WNDC_INSTANTIATE(T)                                                                                                                           \
+  template void launchWeightedColumns<T>(cudaStream_t, const T*, int, int, const float*, float*);                                                  \
+  template void launchLogitLoss<T>(cudaStream_t, const BatchView&, const T*, int, const float*, const float*, const float*, bool, bool, const float*, \
+                                   float*, float*, float*);                                                                                          \
+  template void launchActivationForward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, T*, bool);                                              \
+  template void launchActivationBackward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, const float*, const float*, const T*, const T*, T*,      \
+                                            float*);                                                                                                 \
+  template void launchOuterProduct<T>(cudaStream_t, const float*, const float*, int, int, T*);                                                     \
+  template void launchBatchNormForward<T>(cudaStream_t, const T*, int, int, const float*, const float*, const float*, const float*, float, T*);     \
+  template void launchMoments<T>(cudaStream_t, const T*, int, int, float*, float*, float*);                                                        \
+  template void launchBatchNormBackward<T>(cudaStream_t, const T*, T*, int, int, const float*, const float*, const float*, float, float*, float*,   \
+                                           float*);                                                                                                  \
+  template void launchCast<T>(cudaStream_t, const float*, T*, long long);                                                                           \
+  template void launchCastToFloat<T>(cudaStream_t, const T*, float*, long long);
+WNDC_INSTANTIATE(float)
+WNDC_INSTANTIATE(__nv_bfloat16)
+WNDC_INSTANTIATE(__half)
+#undef WNDC_INSTANTIATE
+
+}  // namespace wndc

@@ -1,0 +1,224 @@
+// Table lookups (forward) and their gradients (backward), with TF's safe_embedding_lookup_sparse
+// semantics (docs/engine.md "Lookups"): a row's valid ids are the first `length` slots of its bag;
+// ids whose weight is not positive are dropped; sum / mean / sqrtn combiners; no id gives zeros.
+// Gradients are accumulated with atomics into one float buffer laid out like the tables
+// (keyGrad), and each touched row is flagged; the optimizer then visits the flagged rows only.
+#include "kernels.cuh"
+
+namespace wndc {
+
+namespace {
+
+__device__ __forceinline__ long long sourceRow(const BatchView& b, int row) { return b.rowIndex ? b.rowIndex[row] : row; }
+
+__device__ __forceinline__ int bagCount(const BatchView& b, long long r, int width, int lengthSlot) {
+  if (lengthSlot < 0) return width;
+  int n = b.lengths[r * b.lengthsWidth + lengthSlot];
+  return n < 0 ? 0 : (n > width ? width : n);
+}
+
+__device__ __forceinline__ float slotWeight(const BatchView& b, long long r, int weightOffset, int j) {
+  return weightOffset < 0 ? 1.0f : b.weights[r * b.weightsWidth + weightOffset + j];
+}
+
+__device__ void reportBad(BadId* bad, int row, int list, int index, long long id) {
+  if (atomicCAS(&bad->flag, 0, 1) == 0) {
+    bad->row = row;
+    bad->list = list;
+    bad->index = index;
+    bad->id = id;
+  }
+}
+
+/** The factor that turns a slot's weight into its coefficient: 1/sum(w), 1/sqrt(sum(w^2)) or 1. */
+__device__ float combinerScale(const BatchView& b, long long r, const DevLookup& L, int count) {
+  if (L.combiner == 0) return 1.0f;
+  float norm = 0.0f;
+  for (int j = 0; j < count; j++) {
+    float w = slotWeight(b, r, L.weightOffset, j);
+    if (!(w > 0.0f)) continue;
+    norm += L.combiner == 1 ? w : w * w;
+  }
+  if (!(norm > 0.0f)) return 0.0f;
+  return L.combiner == 1 ? 1.0f / norm : 1.0f / sqrtf(norm);
+}
+
+/** The id at slot j when it is read (valid, positive weight, in range), else -1; reports bad ids. */
+__device__ __forceinline__ long long readId(const BatchView& b, long long r, const DevLookup& L, int j, int row, int list, BadId* bad,
+                                            float* weight) {
+  float w = slotWeight(b, r, L.weightOffset, j);
+  if (!(w > 0.0f)) return -1;
+  long long id = b.ids[r * b.idsWidth + L.idOffset + j];
+  if (id < 0 || id >= L.rows) {
+    if (bad) reportBad(bad, row, list, L.index, id);
+    return -1;
+  }
+  *weight = w;
+  return id;
+}
+
+__global__ void wideForward(BatchView b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
+                            const int* numericColumns, int numericCount, float* wideLogit, BadId* bad) {
+  for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < b.size; row += gridDim.x * blockDim.x) {
+    long long r = sourceRow(b, row);
+    float sum = bias ? bias[0] : 0.0f;
+    for (int l = 0; l < count; l++) {
+      const DevLookup L = lookups[l];
+      int n = bagCount(b, r, L.width, L.lengthSlot);
+      float scale = combinerScale(b, r, L, n);
+      for (int j = 0; j < n; j++) {
+        float w;
+        long long id = readId(b, r, L, j, row, 0, bad, &w);
+        if (id < 0) continue;
+        sum += L.table[id] * (w * scale);
+      }
+    }
+    for (int k = 0; k < numericCount; k++) sum += numericWeights[k] * b.numeric[r * b.numericWidth + numericColumns[k]];
+    wideLogit[row] = sum;
+  }
+}
+
+/** One warp per (row, lookup); lanes over the vector's elements. */
+template <typename T>
+__global__ void embeddingForward(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  for (long long item = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); item < (long long)b.size * count; item += warps) {
+    const int row = static_cast<int>(item / count);
+    const DevLookup L = lookups[item % count];
+    const long long r = sourceRow(b, row);
+    const int n = bagCount(b, r, L.width, L.lengthSlot);
+    const float scale = combinerScale(b, r, L, n);
+    T* out = x0 + (long long)row * inputWidth + L.outOffset;
+    for (int d0 = 0; d0 < L.dim; d0 += 32) {
+      const int d = d0 + lane;
+      float acc = 0.0f;
+      for (int j = 0; j < n; j++) {
+        float w;
+        long long id = readId(b, r, L, j, row, 1, lane == 0 ? bad : nullptr, &w);
+        if (id < 0) continue;
+        if (d < L.dim) acc += L.table[id * L.dim + d] * (w * scale);
+      }
+      if (d < L.dim) out[d] = fromFloat<T>(acc);
+    }
+  }
+}
+
+template <typename T>
+__global__ void denseInputs(BatchView b, const DevDenseJob* jobs, int count, T* x0, int inputWidth, BadId* bad) {
+  for (long long item = (long long)blockIdx.x * blockDim.x + threadIdx.x; item < (long long)b.size * count;
+       item += (long long)gridDim.x * blockDim.x) {
+    const int row = static_cast<int>(item / count);
+    const DevDenseJob J = jobs[item % count];
+    const long long r = sourceRow(b, row);
+    T* out = x0 + (long long)row * inputWidth + J.outOffset;
+    if (J.kind == 0) {
+      out[0] = fromFloat<T>(b.numeric[r * b.numericWidth + J.source]);
+      continue;
+    }
+    // Indicator: counts (or summed weights) per bucket; nothing is dropped (TF's indicator_column).
+    for (int k = 0; k < J.buckets; k++) out[k] = fromFloat<T>(0.0f);
+    const int n = bagCount(b, r, J.width, J.lengthSlot);
+    for (int j = 0; j < n; j++) {
+      long long id = b.ids[r * b.idsWidth + J.idOffset + j];
+      if (id < 0 || id >= J.buckets) {
+        reportBad(bad, row, 2, static_cast<int>(item % count), id);
+        continue;
+      }
+      float w = slotWeight(b, r, J.weightOffset, j);
+      out[id] = fromFloat<T>(toFloat<T>(out[id]) + w);
+    }
+  }
+}
+
+__global__ void wideBackward(BatchView b, const DevLookup* lookups, int count, const float* dz, float* keyGrad, unsigned char* touched) {
+  for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < b.size; row += gridDim.x * blockDim.x) {
+    long long r = sourceRow(b, row);
+    const float g = dz[row];
+    for (int l = 0; l < count; l++) {
+      const DevLookup L = lookups[l];
+      int n = bagCount(b, r, L.width, L.lengthSlot);
+      float scale = combinerScale(b, r, L, n);
+      for (int j = 0; j < n; j++) {
+        float w;
+        long long id = readId(b, r, L, j, row, 0, nullptr, &w);
+        if (id < 0) continue;
+        atomicAdd(&keyGrad[L.gradBase + id], g * (w * scale));
+        touched[L.rowBase + id] = 1;
+      }
+    }
+  }
+}
+
+template <typename T>
+__global__ void embeddingBackward(BatchView b, const DevLookup* lookups, int count, const T* dx0, int inputWidth, float* keyGrad,
+                                  unsigned char* touched) {
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  for (long long item = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); item < (long long)b.size * count; item += warps) {
+    const int row = static_cast<int>(item / count);
+    const DevLookup L = lookups[item % count];
+    const long long r = sourceRow(b, row);
+    const int n = bagCount(b, r, L.width, L.lengthSlot);
+    const float scale = combinerScale(b, r, L, n);
+    const T* g = dx0 + (long long)row * inputWidth + L.outOffset;
+    for (int j = 0; j < n; j++) {
+      float w;
+      long long id = readId(b, r, L, j, row, 1, nullptr, &w);
+      if (id < 0) continue;
+      const float c = w * scale;
+      float* dst = keyGrad + L.gradBase + id * L.dim;
+      for (int d = lane; d < L.dim; d += 32) atomicAdd(&dst[d], toFloat<T>(g[d]) * c);
+      if (lane == 0) touched[L.rowBase + id] = 1;
+    }
+  }
+}
+
+}  // namespace
+
+void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
+                       const int* numericColumns, int numericCount, float* wideLogit, BadId* bad) {
+  if (b.size == 0) return;
+  wideForward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, bias, numericWeights, numericColumns, numericCount, wideLogit, bad);
+  checkLaunch("wide forward kernel");
+}
+
+template <typename T>
+void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
+  if (b.size == 0 || count == 0) return;
+  embeddingForward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad);
+  checkLaunch("embedding lookup kernel");
+}
+
+template <typename T>
+void launchDenseInputs(cudaStream_t s, const BatchView& b, const DevDenseJob* jobs, int count, T* x0, int inputWidth, BadId* bad) {
+  if (b.size == 0 || count == 0) return;
+  denseInputs<T><<<blocksFor((long long)b.size * count, 256), 256, 0, s>>>(b, jobs, count, x0, inputWidth, bad);
+  checkLaunch("indicator and numeric input kernel");
+}
+
+void launchWideBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* dz, float* keyGrad,
+                        unsigned char* touched) {
+  if (b.size == 0 || count == 0) return;
+  wideBackward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, dz, keyGrad, touched);
+  checkLaunch("wide gradient kernel");
+}
+
+template <typename T>
+void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const T* dx0, int inputWidth,
+                             float* keyGrad, unsigned char* touched) {
+  if (b.size == 0 || count == 0) return;
+  embeddingBackward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, dx0, inputWidth, keyGrad, touched);
+  checkLaunch("embedding gradient kernel");
+}
+
+#define WNDC_INSTANTIATE(T)                                                                                                        \
+  template void launchEmbeddingForward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, T*, int, BadId*);             \
+  template void launchDenseInputs<T>(cudaStream_t, const BatchView&, const DevDenseJob*, int, T*, int, BadId*);                \
+  template void launchEmbeddingBackward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, const T*, int, float*, unsigned char*);
+WNDC_INSTANTIATE(float)
+WNDC_INSTANTIATE(__nv_bfloat16)
+WNDC_INSTANTIATE(__half)
+#undef WNDC_INSTANTIATE
+
+}  // namespace wndc

@@ -1,0 +1,978 @@
+// The training step of one model on one GPU. Row-major tensors of the IR map onto cuBLASLt's
+// column-major products as follows (B = batch rows):
+//   forward   Y[B,u]  = X[B,i] W[i,u]   ->  D(u x B) = W(u x i) . X(i x B)
+//   input grad dX[B,i] = dP[B,u] W^T     ->  D(i x B) = W^T      . dP(u x B)
+//   kernel grad dW[i,u] = X^T dP         ->  D(u x i) = dP(u x B) . X^T
+// Activations are stored in T (float, or bf16 / fp16 with --amp); master weights, gradients of
+// weights and optimizer state are float32. Table gradients are accumulated into a float buffer
+// laid out like the tables, touched rows are flagged, compacted (ascending) and updated.
+#include "model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <type_traits>
+
+#include "gemm.h"
+#include "kernels.cuh"
+
+namespace wndc {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = 64ull << 20;
+
+/** Device allocations with names, so that running out of memory says what holds it. */
+class DeviceMemory {
+ public:
+  ~DeviceMemory() { releaseAll(); }
+
+  void* allocate(const std::string& name, size_t bytes) {
+    if (bytes == 0) bytes = 16;
+    void* p = nullptr;
+    cudaError_t status = cudaMalloc(&p, bytes);
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      size_t freeBytes = 0, totalBytes = 0;
+      cudaMemGetInfo(&freeBytes, &totalBytes);
+      throw Error("out of device memory allocating " + name + " (" + mib(bytes) + "): the model already holds " + mib(used_) + summary() +
+                  "; the GPU has " + mib(freeBytes) + " free of " + mib(totalBytes) +
+                  ". Lower the batch size (--global_batch_size), the tables' buckets or dims, or use a GPU with more memory");
+    }
+    blocks_[p] = {name, bytes};
+    used_ += bytes;
+    peak_ = std::max(peak_, used_);
+    return p;
+  }
+
+  template <typename T>
+  T* make(const std::string& name, size_t count) {
+    return static_cast<T*>(allocate(name, count * sizeof(T)));
+  }
+
+  void releaseAll() {
+    for (auto& [p, block] : blocks_) cudaFree(p);
+    blocks_.clear();
+    used_ = 0;
+  }
+
+  long long used() const { return used_; }
+  long long peak() const { return peak_; }
+
+  /** Bytes per category (the part of a name before ':'), largest first. */
+  std::vector<std::pair<std::string, long long>> items() const {
+    std::map<std::string, long long> byCategory;
+    for (auto& [p, block] : blocks_) byCategory[block.first.substr(0, block.first.find(':'))] += block.second;
+    std::vector<std::pair<std::string, long long>> out(byCategory.begin(), byCategory.end());
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    return out;
+  }
+
+ private:
+  std::string summary() const {
+    std::string text;
+    for (auto& [name, bytes] : items()) text += (text.empty() ? " (" : ", ") + name + " " + mib(bytes);
+    return text.empty() ? text : text + ")";
+  }
+
+  std::map<void*, std::pair<std::string, size_t>> blocks_;
+  long long used_ = 0, peak_ = 0;
+};
+
+template <typename T> constexpr cudaDataType_t dataType();
+template <> constexpr cudaDataType_t dataType<float>() { return CUDA_R_32F; }
+template <> constexpr cudaDataType_t dataType<__nv_bfloat16>() { return CUDA_R_16BF; }
+template <> constexpr cudaDataType_t dataType<__half>() { return CUDA_R_16F; }
+
+struct ParameterBuffers {
+  float* value = nullptr;
+  float* slots[2] = {nullptr, nullptr};
+  float* grad = nullptr;  // dense parameters
+  long long gradBase = -1, rowBase = -1;  // tables
+};
+
+/** Device buffers of one batch's columns. */
+struct BatchBuffers {
+  int* ids = nullptr;
+  int* lengths = nullptr;
+  float* weights = nullptr;
+  float* numeric = nullptr;
+  float* label = nullptr;
+  float* weight = nullptr;
+};
+
+struct HostStaging {
+  void* pinned = nullptr;
+  size_t bytes = 0;
+  cudaEvent_t copied = nullptr;  // the copy from this staging area has finished
+  cudaEvent_t consumed = nullptr;  // the last step reading the matching device buffers has finished
+  BatchBuffers device;
+};
+
+const char* const kPhases[] = {"inputs", "tower forward", "head", "tower backward", "embedding gradients", "optimizers"};
+constexpr int kPhaseCount = sizeof(kPhases) / sizeof(kPhases[0]);
+
+template <typename T>
+class ModelImpl final : public Model {
+ public:
+  ModelImpl(const Plan& plan, int device) : plan_(plan), device_(device) {
+    check(cudaSetDevice(device), "cudaSetDevice");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate (compute)");
+    check(cudaStreamCreateWithFlags(&copyStream_, cudaStreamNonBlocking), "cudaStreamCreate (copy)");
+    check(cudaEventCreateWithFlags(&stepDone_, cudaEventDisableTiming), "cudaEventCreate");
+    for (int i = 0; i <= kPhaseCount; i++) check(cudaEventCreate(&phaseEvents_[i]), "cudaEventCreate (profiling)");
+    try {
+      build();
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~ModelImpl() override { release(); }
+
+  // ---- parameters ----
+
+  void setTensor(int parameter, int slot, const float* data, size_t n) override {
+    float* dst = tensor(parameter, slot, n);
+    check(cudaMemcpyAsync(dst, data, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy a parameter to the GPU");
+    check(cudaStreamSynchronize(stream_), "copy a parameter to the GPU");
+  }
+
+  std::vector<float> getTensor(int parameter, int slot) override {
+    const size_t n = static_cast<size_t>(param(parameter).size);
+    std::vector<float> out(n);
+    float* src = tensor(parameter, slot, n);
+    check(cudaMemcpyAsync(out.data(), src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy a parameter from the GPU");
+    check(cudaStreamSynchronize(stream_), "copy a parameter from the GPU");
+    return out;
+  }
+
+  // ---- data ----
+
+  void setBatch(const HostBatch& batch, int size) override {
+    checkSize(size);
+    const int k = nextStaging_;
+    nextStaging_ ^= 1;
+    HostStaging& st = staging_[k];
+    // The staging area is reused two batches later: wait until its previous copy has left it.
+    check(cudaEventSynchronize(st.copied), "wait for a batch copy");
+    char* p = static_cast<char*>(st.pinned);
+    const Columns c = columns(size);
+    std::memcpy(p, batch.ids, c.ids);
+    std::memcpy(p + c.ids, batch.lengths, c.lengths);
+    std::memcpy(p + c.ids + c.lengths, batch.weights, c.weights);
+    std::memcpy(p + c.ids + c.lengths + c.weights, batch.numeric, c.numeric);
+    std::memcpy(p + c.ids + c.lengths + c.weights + c.numeric, batch.label, c.rows);
+    std::memcpy(p + c.ids + c.lengths + c.weights + c.numeric + c.rows, batch.weight, c.rows);
+    // The device buffers may still be read by the step before last.
+    check(cudaStreamWaitEvent(copyStream_, st.consumed, 0), "order a batch copy");
+    copyColumns(p, st.device, c, copyStream_);
+    check(cudaEventRecord(st.copied, copyStream_), "record a batch copy");
+    view_ = viewOf(st.device, nullptr, size);
+    pendingCopy_ = st.copied;
+    currentStaging_ = k;
+  }
+
+  long long setDataset(const HostBatch& batch, long long rows) override {
+    if (dataset_.ids) throw Error("a dataset is already on the GPU");
+    const Columns c = columns(rows);
+    dataset_.ids = memory_.make<int>("dataset:ids", std::max<long long>(1, rows * plan_.idsWidth));
+    dataset_.lengths = memory_.make<int>("dataset:lengths", std::max<long long>(1, rows * plan_.lengthsWidth));
+    dataset_.weights = memory_.make<float>("dataset:weights", std::max<long long>(1, rows * plan_.weightsWidth));
+    dataset_.numeric = memory_.make<float>("dataset:numeric", std::max<long long>(1, rows * plan_.numericWidth));
+    dataset_.label = memory_.make<float>("dataset:label", std::max<long long>(1, rows));
+    dataset_.weight = memory_.make<float>("dataset:weight", std::max<long long>(1, rows));
+    order_ = memory_.make<int>("dataset:order", std::max<long long>(1, rows));
+    datasetRows_ = rows;
+    check(cudaMemcpy(dataset_.ids, batch.ids, c.ids, cudaMemcpyHostToDevice), "copy the dataset to the GPU");
+    check(cudaMemcpy(dataset_.lengths, batch.lengths, c.lengths, cudaMemcpyHostToDevice), "copy the dataset to the GPU");
+    check(cudaMemcpy(dataset_.weights, batch.weights, c.weights, cudaMemcpyHostToDevice), "copy the dataset to the GPU");
+    check(cudaMemcpy(dataset_.numeric, batch.numeric, c.numeric, cudaMemcpyHostToDevice), "copy the dataset to the GPU");
+    check(cudaMemcpy(dataset_.label, batch.label, c.rows, cudaMemcpyHostToDevice), "copy the dataset to the GPU");
+    check(cudaMemcpy(dataset_.weight, batch.weight, c.rows, cudaMemcpyHostToDevice), "copy the dataset to the GPU");
+    return static_cast<long long>(c.ids + c.lengths + c.weights + c.numeric + 2 * c.rows + rows * sizeof(int));
+  }
+
+  void setOrder(const int* order, long long n) override {
+    if (!dataset_.ids) throw Error("setOrder before setDataset");
+    if (n > datasetRows_) throw Error("an order of " + std::to_string(n) + " rows for a dataset of " + std::to_string(datasetRows_));
+    for (long long i = 0; i < n; i++)
+      if (order[i] < 0 || order[i] >= datasetRows_) throw Error("order entry " + std::to_string(i) + " is outside the dataset's rows");
+    // Steps enqueued earlier may still read the old order.
+    check(cudaStreamSynchronize(stream_), "wait before replacing the row order");
+    check(cudaMemcpy(order_, order, n * sizeof(int), cudaMemcpyHostToDevice), "copy the row order to the GPU");
+    orderRows_ = n;
+  }
+
+  void selectRows(long long start, int size) override {
+    if (!dataset_.ids) throw Error("selectRows before setDataset");
+    checkSize(size);
+    if (start < 0 || start + size > orderRows_) throw Error("rows [" + std::to_string(start) + ", " + std::to_string(start + size) + ") are outside the order");
+    view_ = viewOf(dataset_, order_ + start, size);
+    pendingCopy_ = nullptr;
+    currentStaging_ = -1;
+  }
+
+  // ---- steps ----
+
+  std::vector<float> predict() override {
+    beginStep();
+    forward(false, 0, nullptr);
+    launchSigmoid(stream_, z_, probabilities_, view_.size);
+    std::vector<float> out(view_.size);
+    endStep();
+    check(cudaMemcpyAsync(out.data(), probabilities_, out.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy predictions from the GPU");
+    synchronize();
+    return out;
+  }
+
+  GradientsOut gradients(long long step, const std::vector<const float*>* masks) override {
+    beginStep();
+    uploadMasks(masks);
+    resetStepFlags();
+    forward(true, step, masks);
+    backward(step, masks);
+    compactTouched();
+    endStep();
+    synchronize();
+    GradientsOut out;
+    out.loss = lastLoss();
+    const float unscale = plan_.precision == Precision::Fp16 ? 1.0f / lossScale() : 1.0f;
+    for (size_t p = 0; p < plan_.parameters.size(); p++) {
+      if (plan_.parameters[p].kind != ParameterKind::Dense) continue;
+      std::vector<float> g(plan_.parameters[p].size);
+      check(cudaMemcpy(g.data(), buffers_[p].grad, g.size() * sizeof(float), cudaMemcpyDeviceToHost), "copy gradients from the GPU");
+      for (float& v : g) v *= unscale;
+      out.dense.push_back(std::move(g));
+    }
+    int count = 0;
+    check(cudaMemcpy(&count, touchedCount_, sizeof(int), cudaMemcpyDeviceToHost), "copy gradients from the GPU");
+    std::vector<int> rows(count);
+    if (count > 0) check(cudaMemcpy(rows.data(), touchedList_, count * sizeof(int), cudaMemcpyDeviceToHost), "copy gradients from the GPU");
+    size_t next = 0;
+    for (int t = 0; t < static_cast<int>(tables_.size()); t++) {
+      const int p = tables_[t];
+      const Parameter& spec = plan_.parameters[p];
+      const long long base = buffers_[p].rowBase;
+      SparseGradientOut sg{p, {}, {}};
+      while (next < rows.size() && rows[next] < base + spec.rows) sg.rows.push_back(static_cast<int>(rows[next++] - base));
+      if (sg.rows.empty()) continue;
+      sg.values.resize(sg.rows.size() * spec.dim);
+      for (size_t r = 0; r < sg.rows.size(); r++)
+        check(cudaMemcpy(sg.values.data() + r * spec.dim, keyGrad_ + buffers_[p].gradBase + (long long)sg.rows[r] * spec.dim, spec.dim * sizeof(float),
+                         cudaMemcpyDeviceToHost),
+              "copy gradients from the GPU");
+      for (float& v : sg.values) v *= unscale;
+      out.sparse.push_back(std::move(sg));
+    }
+    // Leave the accumulators clean for the next step.
+    sparseApply(StepScalars{0, 0, 0, 0}, false);
+    synchronize();
+    return out;
+  }
+
+  void trainStep(long long step, const StepScalars& scalars, const std::vector<const float*>* masks) override {
+    beginStep();
+    uploadMasks(masks);
+    resetStepFlags();
+    forward(true, step, masks);
+    backward(step, masks);
+    mark(5);
+    compactTouched();
+    if (plan_.precision == Precision::Fp16) {
+      for (size_t p = 0; p < plan_.parameters.size(); p++)
+        if (plan_.parameters[p].kind == ParameterKind::Dense) launchCheckFinite(stream_, buffers_[p].grad, plan_.parameters[p].size, overflow_);
+      launchCheckFiniteRows(stream_, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, (int)tables_.size(), keyGrad_,
+                            overflow_);
+    }
+    const bool fp16 = plan_.precision == Precision::Fp16;
+    for (size_t p = 0; p < plan_.parameters.size(); p++) {
+      const Parameter& spec = plan_.parameters[p];
+      if (spec.kind != ParameterKind::Dense) continue;
+      launchDenseApply(stream_, optimizerArgs(spec.part, scalars), buffers_[p].value, buffers_[p].grad, buffers_[p].slots[0], buffers_[p].slots[1], spec.size,
+                       fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr);
+    }
+    sparseApply(scalars, true);
+    for (size_t i = 0; i < plan_.layers.size(); i++) {
+      const Layer& layer = plan_.layers[i];
+      if (layer.movingMean < 0) continue;
+      launchMovingAverage(stream_, buffers_[layer.movingMean].value, batchMean_[i], layer.units, movingAverageRate_, nullptr);
+      launchMovingAverage(stream_, buffers_[layer.movingVariance].value, batchVariance_[i], layer.units, movingAverageRate_, nullptr);
+    }
+    if (fp16) launchUpdateLossScale(stream_, lossScale_, goodSteps_, skipped_, overflow_, plan_.lossScaleGrowthInterval);
+    endStep(true);
+  }
+
+  void synchronize() override {
+    check(cudaEventSynchronize(stepDone_), "training step on the GPU");
+    if (host_->bad.flag) {
+      const BadId bad = host_->bad;
+      host_->bad.flag = 0;
+      check(cudaMemset(badId_, 0, sizeof(BadId)), "reset the bad-id record");
+      const char* list = bad.list == 0 ? "wide lookup" : bad.list == 1 ? "embedding lookup" : "indicator";
+      throw Error("batch row " + std::to_string(bad.row) + ": id " + std::to_string(bad.id) + " of " + list + " " + std::to_string(bad.index) +
+                  " is outside its table; the data was encoded for another spec, or the shards are corrupt (re-run `wndc preprocess`)");
+    }
+    if (profiling_ && profiledStep_) {
+      for (int i = 0; i < kPhaseCount; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, phaseEvents_[i], phaseEvents_[i + 1]) == cudaSuccess) phaseTotals_[i] += ms;
+      }
+      profiledSteps_++;
+      profiledStep_ = false;
+    }
+  }
+
+  float lastLoss() override { return host_->loss; }
+
+  long long skippedSteps() override {
+    synchronize();
+    return host_->skipped;
+  }
+
+  float lossScale() override {
+    if (plan_.precision != Precision::Fp16) return 1.0f;
+    float scale = 1;
+    check(cudaMemcpy(&scale, lossScale_, sizeof scale, cudaMemcpyDeviceToHost), "read the loss scale");
+    return scale;
+  }
+
+  MemoryReport memory() override {
+    size_t freeBytes = 0, totalBytes = 0;
+    check(cudaMemGetInfo(&freeBytes, &totalBytes), "cudaMemGetInfo");
+    return {memory_.used(), memory_.peak(), (long long)freeBytes, (long long)totalBytes, memory_.items()};
+  }
+
+  void setProfiling(bool on) override {
+    profiling_ = on;
+    std::fill(std::begin(phaseTotals_), std::end(phaseTotals_), 0.0);
+    profiledSteps_ = 0;
+  }
+
+  std::vector<std::pair<std::string, double>> phaseTimes() override {
+    std::vector<std::pair<std::string, double>> out;
+    for (int i = 0; i < kPhaseCount; i++) out.emplace_back(kPhases[i], profiledSteps_ ? phaseTotals_[i] / profiledSteps_ : 0.0);
+    return out;
+  }
+
+  void dispose() override { release(); }
+
+ private:
+  struct Columns {
+    size_t ids, lengths, weights, numeric, rows;
+  };
+  struct HostState {
+    float loss;
+    int skipped;
+    BadId bad;
+  };
+
+  Columns columns(long long rows) const {
+    return {rows * plan_.idsWidth * sizeof(int), rows * plan_.lengthsWidth * sizeof(int), rows * plan_.weightsWidth * sizeof(float),
+            rows * plan_.numericWidth * sizeof(float), rows * sizeof(float)};
+  }
+
+  void checkSize(int size) const {
+    if (size < 0 || size > plan_.batchCapacity)
+      throw Error("a batch of " + std::to_string(size) + " rows exceeds the engine's capacity of " + std::to_string(plan_.batchCapacity) + " rows");
+  }
+
+  const Parameter& param(int p) const {
+    if (p < 0 || p >= static_cast<int>(plan_.parameters.size())) throw Error("parameter index " + std::to_string(p) + " out of range");
+    return plan_.parameters[p];
+  }
+
+  float* tensor(int parameter, int slot, size_t n) {
+    const Parameter& spec = param(parameter);
+    if (n != static_cast<size_t>(spec.size))
+      throw Error("`" + spec.name + "` has " + std::to_string(spec.size) + " values, " + std::to_string(n) + " given");
+    if (slot < 0) return buffers_[parameter].value;
+    if (slot >= spec.slots) throw Error("`" + spec.name + "` has no optimizer slot " + std::to_string(slot));
+    return buffers_[parameter].slots[slot];
+  }
+
+  BatchView viewOf(const BatchBuffers& b, const int* rowIndex, int size) const {
+    return {b.ids, b.lengths, b.weights, b.numeric, b.label, b.weight, rowIndex, size, plan_.idsWidth, plan_.lengthsWidth, plan_.weightsWidth, plan_.numericWidth};
+  }
+
+  void copyColumns(const char* p, const BatchBuffers& d, const Columns& c, cudaStream_t s) {
+    check(cudaMemcpyAsync(d.ids, p, c.ids, cudaMemcpyHostToDevice, s), "copy a batch to the GPU");
+    p += c.ids;
+    check(cudaMemcpyAsync(d.lengths, p, c.lengths, cudaMemcpyHostToDevice, s), "copy a batch to the GPU");
+    p += c.lengths;
+    check(cudaMemcpyAsync(d.weights, p, c.weights, cudaMemcpyHostToDevice, s), "copy a batch to the GPU");
+    p += c.weights;
+    check(cudaMemcpyAsync(d.numeric, p, c.numeric, cudaMemcpyHostToDevice, s), "copy a batch to the GPU");
+    p += c.numeric;
+    check(cudaMemcpyAsync(d.label, p, c.rows, cudaMemcpyHostToDevice, s), "copy a batch to the GPU");
+    p += c.rows;
+    check(cudaMemcpyAsync(d.weight, p, c.rows, cudaMemcpyHostToDevice, s), "copy a batch to the GPU");
+  }
+
+  OptimizerArgs optimizerArgs(int part, const StepScalars& s) const {
+    return {plan_.optimizers[part], part == 0 ? s.lrWide : s.lrDeep, part == 0 ? s.adamStepWide : s.adamStepDeep};
+  }
+
+  void mark(int phase) {
+    if (profiling_) check(cudaEventRecord(phaseEvents_[phase], stream_), "record a profiling event");
+  }
+
+  void beginStep() {
+    if (view_.ids == nullptr) throw Error("no batch: call setBatch or selectRows first");
+    if (pendingCopy_) check(cudaStreamWaitEvent(stream_, pendingCopy_, 0), "wait for the batch copy");
+    mark(0);
+  }
+
+  /** Enqueues the step's read-backs; `profiled` when every phase event was recorded (training steps). */
+  void endStep(bool profiled = false) {
+    mark(kPhaseCount);
+    if (profiling_ && profiled) profiledStep_ = true;
+    check(cudaMemcpyAsync(&host_->loss, lossValue_, sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy the loss from the GPU");
+    check(cudaMemcpyAsync(&host_->bad, badId_, sizeof(BadId), cudaMemcpyDeviceToHost, stream_), "copy the id check from the GPU");
+    if (plan_.precision == Precision::Fp16) check(cudaMemcpyAsync(&host_->skipped, skipped_, sizeof(int), cudaMemcpyDeviceToHost, stream_), "copy the skip count");
+    if (currentStaging_ >= 0) check(cudaEventRecord(staging_[currentStaging_].consumed, stream_), "record batch use");
+    check(cudaEventRecord(stepDone_, stream_), "record the step's end");
+  }
+
+  void resetStepFlags() {
+    if (plan_.precision == Precision::Fp16) check(cudaMemsetAsync(overflow_, 0, sizeof(int), stream_), "reset the overflow flag");
+  }
+
+  void uploadMasks(const std::vector<const float*>* masks) {
+    if (!masks) return;
+    size_t hidden = 0;
+    for (size_t i = 0; i < plan_.layers.size(); i++) {
+      if (!plan_.layers[i].hidden) continue;
+      if (hidden >= masks->size()) throw Error("dropout masks: one per hidden layer is needed");
+      if (!masks_[i]) masks_[i] = memory_.make<float>("activations:dropout masks", (size_t)plan_.batchCapacity * plan_.layers[i].units);
+      check(cudaMemcpyAsync(masks_[i], (*masks)[hidden++], (size_t)view_.size * plan_.layers[i].units * sizeof(float), cudaMemcpyHostToDevice, stream_),
+            "copy dropout masks to the GPU");
+    }
+  }
+
+  HiddenLayerArgs layerArgs(size_t i, long long step, bool useMasks) const {
+    return {view_.size, plan_.layers[i].units, static_cast<int>(i), plan_.layers[i].activation, plan_.dropout, useMasks ? masks_[i] : nullptr, plan_.seed, step};
+  }
+
+  bool fastLayer(size_t i) const {
+    const Layer& l = plan_.layers[i];
+    return l.activation == Activation::Relu && plan_.dropout == 0.0f && l.gamma < 0;
+  }
+
+  const T* weightFor(int p) const { return lowPrecision() ? static_cast<const T*>(lowCopy_.at(p)) : reinterpret_cast<const T*>(buffers_[p].value); }
+  static constexpr bool lowPrecision() { return !std::is_same<T, float>::value; }
+
+  void forward(bool training, long long step, const std::vector<const float*>* masks) {
+    const int size = view_.size;
+    if (hasWide_)
+      launchWideForward(stream_, view_, wideLookupsDev_, (int)plan_.wideLookups.size(), plan_.wideBias >= 0 ? buffers_[plan_.wideBias].value : nullptr,
+                        plan_.wideNumeric >= 0 ? buffers_[plan_.wideNumeric].value : nullptr, wideNumericColumnsDev_, (int)plan_.wideNumericColumns.size(),
+                        wideLogit_, badId_);
+    const T* input = nullptr;
+    int width = 0;
+    if (!plan_.layers.empty()) {
+      launchEmbeddingForward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, x0_, plan_.deepInputWidth, badId_);
+      launchDenseInputs<T>(stream_, view_, denseJobsDev_, denseJobCount_, x0_, plan_.deepInputWidth, badId_);
+      if (lowPrecision())
+        for (auto& [p, low] : lowCopy_) launchCast<T>(stream_, buffers_[p].value, static_cast<T*>(low), plan_.parameters[p].size);
+      mark(1);
+      input = x0_;
+      width = plan_.deepInputWidth;
+      for (size_t i = 0; i + 1 < plan_.layers.size(); i++) {
+        const Layer& l = plan_.layers[i];
+        GemmCall g;
+        g.m = l.units;
+        g.n = size;
+        g.k = width;
+        g.a = weightFor(l.kernel);
+        g.lda = l.units;
+        g.b = input;
+        g.ldb = width;
+        g.abType = g.dType = dataType<T>();
+        g.bias = weightFor(l.bias);
+        g.what = "hidden layer forward";
+        g.biasType = dataType<T>();
+        if (fastLayer(i)) {
+          g.d = out_[i];
+          g.ldd = l.units;
+          g.epilogue = lt::CUBLASLT_EPILOGUE_RELU_BIAS;
+          if (aux_[i]) {
+            // Keeps the ReLU mask as bits, so that the backward product applies it (DRELU_BGRAD).
+            g.epilogue = lt::CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+            g.aux = aux_[i];
+            g.auxLd = l.units;
+          }
+          gemm_->run(g, stream_);
+        } else {
+          g.d = pre_[i];
+          g.ldd = l.units;
+          g.epilogue = lt::CUBLASLT_EPILOGUE_BIAS;
+          gemm_->run(g, stream_);
+          const HiddenLayerArgs a = layerArgs(i, step, masks != nullptr);
+          T* activated = l.gamma >= 0 ? y_[i] : out_[i];
+          launchActivationForward<T>(stream_, a, pre_[i], activated, training);
+          if (l.gamma >= 0) {
+            const float* mean = training ? batchMean_[i] : buffers_[l.movingMean].value;
+            const float* variance = training ? batchVariance_[i] : buffers_[l.movingVariance].value;
+            if (training) launchMoments<T>(stream_, y_[i], size, l.units, partial_, batchMean_[i], batchVariance_[i]);
+            launchBatchNormForward<T>(stream_, y_[i], size, l.units, buffers_[l.gamma].value, buffers_[l.beta].value, mean, variance, plan_.batchNormEpsilon,
+                                      out_[i]);
+          }
+        }
+        input = out_[i];
+        width = l.units;
+      }
+    } else {
+      mark(1);
+    }
+    mark(2);
+    const Layer* logit = plan_.layers.empty() ? nullptr : &plan_.layers.back();
+    launchLogitLoss<T>(stream_, view_, input, width, logit ? buffers_[logit->kernel].value : nullptr, logit ? buffers_[logit->bias].value : nullptr,
+                       hasWide_ ? wideLogit_ : nullptr, training, plan_.weighted, plan_.precision == Precision::Fp16 ? lossScale_ : nullptr, z_, rowLoss_, dz_);
+    if (training) launchSum(stream_, rowLoss_, size, lossValue_, size > 0 ? 1.0f / size : 0.0f);
+    mark(3);
+  }
+
+  void backward(long long step, const std::vector<const float*>* masks) {
+    const int size = view_.size;
+    const int chunks = reductionChunks(size);
+    if (hasWide_) {
+      if (plan_.wideBias >= 0) launchSum(stream_, dz_, size, buffers_[plan_.wideBias].grad, 1.0f);
+      if (plan_.wideNumeric >= 0) {
+        launchWideNumericGrad(stream_, view_, wideNumericColumnsDev_, (int)plan_.wideNumericColumns.size(), dz_, partial_);
+        launchFinishColumns(stream_, partial_, chunks, (int)plan_.wideNumericColumns.size(), buffers_[plan_.wideNumeric].grad, 1.0f, false);
+      }
+      launchWideBackward(stream_, view_, wideLookupsDev_, (int)plan_.wideLookups.size(), dz_, keyGrad_, touched_);
+    }
+    if (plan_.layers.empty()) {
+      mark(4);
+      return;
+    }
+    const size_t last = plan_.layers.size() - 1;
+    const Layer& logit = plan_.layers[last];
+    const T* logitInput = last == 0 ? x0_ : out_[last - 1];
+    const int logitWidth = logit.inputs;
+    launchWeightedColumns<T>(stream_, logitInput, size, logitWidth, dz_, partial_);
+    launchFinishColumns(stream_, partial_, chunks, logitWidth, buffers_[logit.kernel].grad, 1.0f, false);
+    launchSum(stream_, dz_, size, buffers_[logit.bias].grad, 1.0f);
+    const float* logitKernel = buffers_[logit.kernel].value;
+
+    // dOut of the layer being processed lives in dOut_[flip].
+    int flip = 0;
+    if (last == 0) {
+      if (deepLookupCount_ > 0) launchOuterProduct<T>(stream_, dz_, logitKernel, size, plan_.deepInputWidth, dOut_[0]);
+    }
+    // With fused epilogues the input-gradient product of layer i + 1 already applied layer i's
+    // ReLU mask and summed its bias gradient (DRELU_BGRAD): `fusedPre` says dPre_[cur] holds it.
+    int cur = 0;
+    bool fusedPre = false;
+    for (size_t ii = last; ii-- > 0;) {
+      const size_t i = ii;
+      const Layer& l = plan_.layers[i];
+      const bool fast = fastLayer(i);
+      const bool fromLogit = i + 1 == last;
+      if (!fusedPre) {
+        const HiddenLayerArgs a = layerArgs(i, step, masks != nullptr);
+        if (fromLogit && !fast) launchOuterProduct<T>(stream_, dz_, logitKernel, size, l.units, dOut_[flip]);
+        if (l.gamma >= 0)
+          launchBatchNormBackward<T>(stream_, y_[i], dOut_[flip], size, l.units, buffers_[l.gamma].value, batchMean_[i], batchVariance_[i],
+                                     plan_.batchNormEpsilon, partial_, buffers_[l.gamma].grad, buffers_[l.beta].grad);
+        launchActivationBackward<T>(stream_, a, dOut_[flip], dz_, fromLogit && fast ? logitKernel : nullptr, fast ? nullptr : pre_[i], out_[i], dPre_[cur],
+                                    partial_);
+        launchFinishColumns(stream_, partial_, chunks, l.units, buffers_[l.bias].grad, 1.0f, false);
+      } else if (biasGradScratch_) {
+        launchCastToFloat<T>(stream_, static_cast<const T*>(biasGradScratch_), buffers_[l.bias].grad, l.units);
+      }
+      const T* input = i == 0 ? x0_ : out_[i - 1];
+      GemmCall gw;
+      gw.transB = true;
+      gw.m = l.units;
+      gw.n = l.inputs;
+      gw.k = size;
+      gw.a = dPre_[cur];
+      gw.lda = l.units;
+      gw.b = input;
+      gw.ldb = l.inputs;
+      gw.d = buffers_[l.kernel].grad;
+      gw.ldd = l.units;
+      gw.abType = dataType<T>();
+      gw.dType = CUDA_R_32F;
+      gw.what = "hidden layer kernel gradient";
+      gemm_->run(gw, stream_);
+      fusedPre = false;
+      if (i > 0 || deepLookupCount_ > 0) {
+        GemmCall gx;
+        gx.transA = true;
+        gx.m = l.inputs;
+        gx.n = size;
+        gx.k = l.units;
+        gx.a = weightFor(l.kernel);
+        gx.lda = l.units;
+        gx.b = dPre_[cur];
+        gx.ldb = l.units;
+        gx.ldd = l.inputs;
+        gx.abType = gx.dType = dataType<T>();
+        gx.what = "hidden layer input gradient";
+        if (i > 0 && aux_[i - 1]) {
+          const Layer& below = plan_.layers[i - 1];
+          gx.epilogue = lt::CUBLASLT_EPILOGUE_DRELU_BGRAD;
+          gx.aux = aux_[i - 1];
+          gx.auxLd = below.units;
+          gx.d = dPre_[cur ^ 1];
+          gx.biasType = biasGradType_;
+          gx.bias = biasGradScratch_ ? biasGradScratch_ : static_cast<void*>(buffers_[below.bias].grad);
+          gemm_->run(gx, stream_);
+          cur ^= 1;
+          fusedPre = true;
+        } else {
+          gx.d = dOut_[flip ^ 1];
+          gemm_->run(gx, stream_);
+          flip ^= 1;
+        }
+      }
+    }
+    mark(4);
+    if (deepLookupCount_ > 0)
+      launchEmbeddingBackward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, dOut_[flip], plan_.deepInputWidth, keyGrad_, touched_);
+  }
+
+  void compactTouched() {
+    if (tables_.empty()) return;
+    launchSelectFlagged(stream_, touched_, totalRows_, touchedList_, touchedCount_, selectTemp_, selectTempBytes_);
+  }
+
+  void sparseApply(const StepScalars& scalars, bool apply) {
+    if (tables_.empty()) return;
+    const bool fp16 = plan_.precision == Precision::Fp16;
+    OptimizerPair pair{{optimizerArgs(0, scalars), optimizerArgs(1, scalars)}};
+    launchSparseApply(stream_, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
+                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply);
+  }
+
+  template <typename V>
+  V* upload(const std::string& name, const std::vector<V>& host) {
+    V* d = memory_.make<V>(name, std::max<size_t>(1, host.size()));
+    if (!host.empty()) check(cudaMemcpy(d, host.data(), host.size() * sizeof(V), cudaMemcpyHostToDevice), ("copy " + name + " to the GPU").c_str());
+    return d;
+  }
+
+  void build() {
+    const int cap = plan_.batchCapacity;
+    if (cap <= 0) throw Error("batchCapacity must be positive");
+    hasWide_ = plan_.wideBias >= 0 || plan_.wideNumeric >= 0 || !plan_.wideLookups.empty();
+    movingAverageRate_ = (float)(1.0 - (double)plan_.batchNormMomentum);
+    // Parameters, slots, gradients.
+    buffers_.resize(plan_.parameters.size());
+    long long gradFloats = 0, rows = 0;
+    for (size_t p = 0; p < plan_.parameters.size(); p++) {
+      const Parameter& spec = plan_.parameters[p];
+      const bool table = spec.kind == ParameterKind::Table;
+      ParameterBuffers& b = buffers_[p];
+      b.value = memory_.make<float>((table ? "tables:" : "dense parameters:") + spec.name, spec.size);
+      for (int s = 0; s < spec.slots && s < 2; s++) b.slots[s] = memory_.make<float>("optimizer slots:" + spec.name, spec.size);
+      if (spec.kind == ParameterKind::Dense) b.grad = memory_.make<float>("gradients:" + spec.name, spec.size);
+      if (table) {
+        b.gradBase = gradFloats;
+        b.rowBase = rows;
+        gradFloats += spec.size;
+        rows += spec.rows;
+        tables_.push_back(static_cast<int>(p));
+      }
+      if (spec.kind == ParameterKind::Statistic && spec.slots != 0) throw Error("`" + spec.name + "` is a statistic and has no optimizer slots");
+    }
+    if (rows >= (1ll << 31)) throw Error("the tables hold " + std::to_string(rows) + " rows in all; the CUDA engine supports fewer than 2^31");
+    totalRows_ = rows;
+    if (!tables_.empty()) {
+      keyGrad_ = memory_.make<float>("gradients:table accumulators", gradFloats);
+      check(cudaMemset(keyGrad_, 0, gradFloats * sizeof(float)), "clear the table gradient accumulators");
+      touched_ = memory_.make<unsigned char>("gradients:touched rows", rows);
+      check(cudaMemset(touched_, 0, rows), "clear the touched-row flags");
+      touchedList_ = memory_.make<int>("gradients:touched rows", rows);
+      touchedCount_ = memory_.make<int>("gradients:touched rows", 1);
+      check(cudaMemset(touchedCount_, 0, sizeof(int)), "clear the touched-row count");
+      selectTempBytes_ = selectFlaggedTempBytes(rows);
+      selectTemp_ = memory_.allocate("workspace:row compaction", selectTempBytes_);
+      std::vector<long long> rowBase, gradBase;
+      std::vector<int> dims, parts;
+      std::vector<float*> values, slot0, slot1;
+      for (int p : tables_) {
+        rowBase.push_back(buffers_[p].rowBase);
+        gradBase.push_back(buffers_[p].gradBase);
+        dims.push_back(plan_.parameters[p].dim);
+        parts.push_back(plan_.parameters[p].part);
+        values.push_back(buffers_[p].value);
+        slot0.push_back(buffers_[p].slots[0]);
+        slot1.push_back(buffers_[p].slots[1]);
+      }
+      tableRowBaseDev_ = upload("plan:tables", rowBase);
+      tableGradBaseDev_ = upload("plan:tables", gradBase);
+      tableDimDev_ = upload("plan:tables", dims);
+      tablePartDev_ = upload("plan:tables", parts);
+      tableValuesDev_ = upload("plan:tables", values);
+      tableSlot0Dev_ = upload("plan:tables", slot0);
+      tableSlot1Dev_ = upload("plan:tables", slot1);
+    }
+    // Lookups.
+    auto devLookup = [&](const Lookup& l, int index) {
+      const Parameter& t = param(l.table);
+      if (t.kind != ParameterKind::Table) throw Error("lookup " + std::to_string(index) + " reads `" + t.name + "`, which is not a table");
+      return DevLookup{buffers_[l.table].value, t.rows, t.dim, l.idOffset, l.width, l.lengthSlot, l.weightOffset, static_cast<int>(l.combiner), l.outOffset,
+                       buffers_[l.table].gradBase, buffers_[l.table].rowBase, index};
+    };
+    std::vector<DevLookup> wide, deep;
+    for (size_t i = 0; i < plan_.wideLookups.size(); i++) wide.push_back(devLookup(plan_.wideLookups[i], (int)i));
+    std::vector<DevDenseJob> jobs;
+    for (const Piece& piece : plan_.pieces) {
+      if (piece.kind == Piece::Embedding) deep.push_back(devLookup(piece.lookup, (int)deep.size()));
+      else if (piece.kind == Piece::Indicator)
+        jobs.push_back({1, 0, piece.outOffset, piece.lookup.idOffset, piece.lookup.width, piece.lookup.lengthSlot, piece.lookup.weightOffset, piece.buckets});
+      else
+        for (size_t k = 0; k < piece.sourceColumns.size(); k++) jobs.push_back({0, piece.sourceColumns[k], piece.outOffset + (int)k, 0, 0, -1, -1, 0});
+    }
+    wideLookupsDev_ = upload("plan:lookups", wide);
+    deepLookupsDev_ = upload("plan:lookups", deep);
+    deepLookupCount_ = (int)deep.size();
+    denseJobsDev_ = upload("plan:lookups", jobs);
+    denseJobCount_ = (int)jobs.size();
+    wideNumericColumnsDev_ = upload("plan:lookups", plan_.wideNumericColumns);
+    // Activations.
+    int maxWidth = std::max(1, plan_.deepInputWidth), maxUnits = 1;
+    const size_t layers = plan_.layers.size();
+    pre_.assign(layers, nullptr);
+    out_.assign(layers, nullptr);
+    y_.assign(layers, nullptr);
+    masks_.assign(layers, nullptr);
+    batchMean_.assign(layers, nullptr);
+    batchVariance_.assign(layers, nullptr);
+    if (layers > 0) {
+      x0_ = memory_.make<T>("activations:deep input", (size_t)cap * plan_.deepInputWidth);
+      for (size_t i = 0; i + 1 < layers; i++) {
+        const Layer& l = plan_.layers[i];
+        maxWidth = std::max(maxWidth, l.units);
+        maxUnits = std::max(maxUnits, l.units);
+        out_[i] = memory_.make<T>("activations:layer outputs", (size_t)cap * l.units);
+        if (!fastLayer(i)) pre_[i] = memory_.make<T>("activations:pre-activations", (size_t)cap * l.units);
+        if (l.gamma >= 0) {
+          y_[i] = memory_.make<T>("activations:batch norm inputs", (size_t)cap * l.units);
+          batchMean_[i] = memory_.make<float>("activations:batch moments", l.units);
+          batchVariance_[i] = memory_.make<float>("activations:batch moments", l.units);
+        }
+      }
+      dOut_[0] = memory_.make<T>("activations:gradients", (size_t)cap * maxWidth);
+      dOut_[1] = memory_.make<T>("activations:gradients", (size_t)cap * maxWidth);
+      dPre_[0] = memory_.make<T>("activations:gradients", (size_t)cap * maxUnits);
+      dPre_[1] = memory_.make<T>("activations:gradients", (size_t)cap * maxUnits);
+      if (lowPrecision())
+        for (size_t i = 0; i + 1 < layers; i++) {
+          for (int p : {plan_.layers[i].kernel, plan_.layers[i].bias})
+            lowCopy_[p] = memory_.allocate("dense parameters:16-bit copies", plan_.parameters[p].size * sizeof(T));
+        }
+    }
+    const int maxCols = std::max({maxWidth, (int)plan_.wideNumericColumns.size(), 1});
+    partial_ = memory_.make<float>("activations:reductions", (size_t)std::max(1, reductionChunks(cap)) * maxCols);
+    wideLogit_ = memory_.make<float>("activations:head", cap);
+    z_ = memory_.make<float>("activations:head", cap);
+    probabilities_ = memory_.make<float>("activations:head", cap);
+    rowLoss_ = memory_.make<float>("activations:head", cap);
+    dz_ = memory_.make<float>("activations:head", cap);
+    lossValue_ = memory_.make<float>("activations:head", 1);
+    badId_ = memory_.make<BadId>("activations:checks", 1);
+    check(cudaMemset(badId_, 0, sizeof(BadId)), "clear the bad-id record");
+    check(cudaMemset(lossValue_, 0, sizeof(float)), "clear the loss");
+    if (plan_.precision == Precision::Fp16) {
+      lossScale_ = memory_.make<float>("activations:loss scale", 1);
+      goodSteps_ = memory_.make<int>("activations:loss scale", 1);
+      skipped_ = memory_.make<int>("activations:loss scale", 1);
+      overflow_ = memory_.make<int>("activations:loss scale", 1);
+      check(cudaMemcpy(lossScale_, &plan_.lossScaleInitial, sizeof(float), cudaMemcpyHostToDevice), "set the loss scale");
+      check(cudaMemset(goodSteps_, 0, sizeof(int)), "set the loss scale");
+      check(cudaMemset(skipped_, 0, sizeof(int)), "set the loss scale");
+    }
+    // Batches: two device buffer sets fed from two pinned staging areas.
+    for (int k = 0; k < 2; k++) {
+      HostStaging& st = staging_[k];
+      const Columns c = columns(cap);
+      st.bytes = c.ids + c.lengths + c.weights + c.numeric + 2 * c.rows;
+      check(cudaHostAlloc(&st.pinned, st.bytes, cudaHostAllocDefault), "allocate pinned host memory for batches");
+      check(cudaEventCreateWithFlags(&st.copied, cudaEventDisableTiming), "cudaEventCreate");
+      check(cudaEventCreateWithFlags(&st.consumed, cudaEventDisableTiming), "cudaEventCreate");
+      st.device.ids = memory_.make<int>("batches:ids", std::max<size_t>(1, (size_t)cap * plan_.idsWidth));
+      st.device.lengths = memory_.make<int>("batches:lengths", std::max<size_t>(1, (size_t)cap * plan_.lengthsWidth));
+      st.device.weights = memory_.make<float>("batches:weights", std::max<size_t>(1, (size_t)cap * plan_.weightsWidth));
+      st.device.numeric = memory_.make<float>("batches:numeric", std::max<size_t>(1, (size_t)cap * plan_.numericWidth));
+      st.device.label = memory_.make<float>("batches:label", cap);
+      st.device.weight = memory_.make<float>("batches:weight", cap);
+    }
+    check(cudaHostAlloc(reinterpret_cast<void**>(&host_), sizeof(HostState), cudaHostAllocDefault), "allocate pinned host memory");
+    std::memset(host_, 0, sizeof(HostState));
+    workspace_ = memory_.allocate("workspace:cuBLASLt", kWorkspaceBytes);
+    const lt::cublasComputeType_t compute = plan_.precision == Precision::Tf32 ? lt::CUBLAS_COMPUTE_32F_FAST_TF32 : lt::CUBLAS_COMPUTE_32F;
+    gemm_.reset(new Gemm(compute, workspace_, kWorkspaceBytes));
+    planFusedEpilogues();
+    check(cudaEventRecord(stepDone_, stream_), "record");
+    check(cudaDeviceSynchronize(), "build the model on the GPU");
+  }
+
+  /**
+   * Chooses the layers whose ReLU runs in cuBLASLt epilogues (RELU_AUX_BIAS forward, DRELU_BGRAD
+   * backward): ReLU without dropout or batch norm, units a multiple of 128 (the bit mask's leading
+   * dimension must be), feeding another hidden layer. WNDC_CUDA_FUSED_EPILOGUES=0 turns it off.
+   */
+  void planFusedEpilogues() {
+    const char* flag = std::getenv("WNDC_CUDA_FUSED_EPILOGUES");
+    const bool enabled = !(flag && std::string(flag) == "0");
+    const size_t layers = plan_.layers.size();
+    aux_.assign(layers, nullptr);
+    if (!enabled || layers < 3) return;
+    const int cap = plan_.batchCapacity;
+    int maxUnits = 0;
+    for (size_t i = 0; i + 2 < layers; i++) {
+      const Layer& l = plan_.layers[i];
+      if (!fastLayer(i) || l.units % 128 != 0) continue;
+      // Probe both products with the capacity's shape: use the fusion only where cuBLASLt has it.
+      GemmCall forward;
+      forward.m = l.units;
+      forward.n = cap;
+      forward.k = l.inputs;
+      forward.lda = l.units;
+      forward.ldb = l.inputs;
+      forward.ldd = l.units;
+      forward.abType = forward.dType = dataType<T>();
+      forward.biasType = dataType<T>();
+      forward.bias = weightFor(l.bias);
+      forward.epilogue = lt::CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+      forward.aux = reinterpret_cast<void*>(256);
+      forward.auxLd = l.units;
+      forward.what = "fused ReLU forward probe";
+      const Layer& above = plan_.layers[i + 1];
+      GemmCall backward;
+      backward.transA = true;
+      backward.m = above.inputs;
+      backward.n = cap;
+      backward.k = above.units;
+      backward.lda = above.units;
+      backward.ldb = above.units;
+      backward.ldd = above.inputs;
+      backward.abType = backward.dType = dataType<T>();
+      backward.epilogue = lt::CUBLASLT_EPILOGUE_DRELU_BGRAD;
+      backward.aux = reinterpret_cast<void*>(256);
+      backward.auxLd = l.units;
+      backward.bias = reinterpret_cast<void*>(256);
+      backward.biasType = CUDA_R_32F;
+      backward.what = "fused ReLU backward probe";
+      if (!gemm_->supports(forward)) continue;
+      if (!gemm_->supports(backward)) {
+        backward.biasType = dataType<T>();
+        if (!gemm_->supports(backward)) continue;
+        biasGradType_ = dataType<T>();
+      }
+      maxUnits = std::max(maxUnits, l.units);
+      aux_[i] = memory_.allocate("activations:relu masks", (size_t)l.units / 8 * cap);
+    }
+    if (biasGradType_ != CUDA_R_32F && maxUnits > 0) biasGradScratch_ = memory_.allocate("activations:bias gradients", (size_t)maxUnits * sizeof(T));
+  }
+
+  void release() {
+    if (released_) return;
+    released_ = true;
+    cudaSetDevice(device_);
+    if (stream_) cudaStreamSynchronize(stream_);
+    if (copyStream_) cudaStreamSynchronize(copyStream_);
+    gemm_.reset();
+    memory_.releaseAll();
+    for (HostStaging& st : staging_) {
+      if (st.pinned) cudaFreeHost(st.pinned);
+      if (st.copied) cudaEventDestroy(st.copied);
+      if (st.consumed) cudaEventDestroy(st.consumed);
+      st = HostStaging{};
+    }
+    if (host_) cudaFreeHost(host_);
+    host_ = nullptr;
+    for (auto& e : phaseEvents_)
+      if (e) cudaEventDestroy(e);
+    if (stepDone_) cudaEventDestroy(stepDone_);
+    if (stream_) cudaStreamDestroy(stream_);
+    if (copyStream_) cudaStreamDestroy(copyStream_);
+    stream_ = copyStream_ = nullptr;
+    stepDone_ = nullptr;
+  }
+
+  Plan plan_;
+  int device_;
+  bool released_ = false;
+  DeviceMemory memory_;
+  cudaStream_t stream_ = nullptr, copyStream_ = nullptr;
+  cudaEvent_t stepDone_ = nullptr;
+  cudaEvent_t phaseEvents_[kPhaseCount + 1] = {};
+  bool profiling_ = false, profiledStep_ = false;
+  double phaseTotals_[kPhaseCount] = {};
+  long long profiledSteps_ = 0;
+  std::unique_ptr<Gemm> gemm_;
+  void* workspace_ = nullptr;
+
+  std::vector<ParameterBuffers> buffers_;
+  std::map<int, void*> lowCopy_;
+  std::vector<int> tables_;
+  long long totalRows_ = 0;
+  float* keyGrad_ = nullptr;
+  unsigned char* touched_ = nullptr;
+  int* touchedList_ = nullptr;
+  int* touchedCount_ = nullptr;
+  void* selectTemp_ = nullptr;
+  size_t selectTempBytes_ = 0;
+  long long* tableRowBaseDev_ = nullptr;
+  long long* tableGradBaseDev_ = nullptr;
+  int* tableDimDev_ = nullptr;
+  int* tablePartDev_ = nullptr;
+  float** tableValuesDev_ = nullptr;
+  float** tableSlot0Dev_ = nullptr;
+  float** tableSlot1Dev_ = nullptr;
+
+  bool hasWide_ = false;
+  float movingAverageRate_ = 0.001f;
+  DevLookup* wideLookupsDev_ = nullptr;
+  DevLookup* deepLookupsDev_ = nullptr;
+  int deepLookupCount_ = 0;
+  DevDenseJob* denseJobsDev_ = nullptr;
+  int denseJobCount_ = 0;
+  int* wideNumericColumnsDev_ = nullptr;
+
+  T* x0_ = nullptr;
+  std::vector<T*> pre_, out_, y_;
+  std::vector<float*> masks_, batchMean_, batchVariance_;
+  T* dOut_[2] = {nullptr, nullptr};
+  T* dPre_[2] = {nullptr, nullptr};
+  /** Per hidden layer: the ReLU bit mask of a fused layer, else null. */
+  std::vector<void*> aux_;
+  /** The bias-gradient type of DRELU_BGRAD (float when cuBLASLt offers it) and, when not float, its scratch. */
+  cudaDataType_t biasGradType_ = CUDA_R_32F;
+  void* biasGradScratch_ = nullptr;
+  float* partial_ = nullptr;
+  float *wideLogit_ = nullptr, *z_ = nullptr, *probabilities_ = nullptr, *rowLoss_ = nullptr, *dz_ = nullptr, *lossValue_ = nullptr;
+  BadId* badId_ = nullptr;
+  float* lossScale_ = nullptr;
+  int *goodSteps_ = nullptr, *skipped_ = nullptr, *overflow_ = nullptr;
+
+  HostStaging staging_[2];
+  int nextStaging_ = 0, currentStaging_ = -1;
+  cudaEvent_t pendingCopy_ = nullptr;
+  BatchView view_{};
+  BatchBuffers dataset_;
+  int* order_ = nullptr;
+  long long datasetRows_ = 0, orderRows_ = 0;
+  HostState* host_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> createModel(const Plan& plan, int device) {
+  switch (plan.precision) {
+    case Precision::Bf16: return std::unique_ptr<Model>(new ModelImpl<__nv_bfloat16>(plan, device));
+    case Precision::Fp16: return std::unique_ptr<Model>(new ModelImpl<__half>(plan, device));
+    default: return std::unique_ptr<Model>(new ModelImpl<float>(plan, device));
+  }
+}
+
+}  // namespace wndc
