@@ -88,6 +88,7 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .option('--list-separator <c>', 'separator of list elements in a text field (default |)')
     .option('--max-bad-rows <n>', 'skip and count up to n unreadable rows instead of stopping', '0')
     .option('--rows-per-shard <n>', 'rows per shard file', '262144')
+    .option('--threads <n>', 'threads encoding rows (default: the available cores; 1 encodes on the main thread)')
     .action(async (file: string, opts: PreprocessFlags) => setExit(await (await import('./preprocess.js')).preprocessCommand(file, opts, io)));
 
   program

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import type { ModelIR } from '../compiler/ir.js';
 import { DataError, type RawFormat, type RawSource } from '../runtime/data/contracts.js';
 import { preprocess, TooManyBadRowsError, type EncodedSink, type PreprocessInputs, type PreprocessReport } from '../runtime/data/preprocess.js';
+import { defaultThreads } from '../runtime/data/encode-pool.js';
 import { DEFAULT_ROWS_PER_SHARD, ShardWriter } from '../runtime/data/shards.js';
 import { openRawSource, type SourceOptions } from '../runtime/data/sources/open.js';
 import { openSqlSource } from '../runtime/data/sources/sql.js';
@@ -24,6 +25,8 @@ export interface PreprocessFlags {
   format?: string;
   maxBadRows?: string;
   rowsPerShard?: string;
+  /** Threads encoding rows (default: the available cores; 1 encodes on the main thread). */
+  threads?: string;
   header?: boolean;
   columns?: string;
   delimiter?: string;
@@ -49,7 +52,7 @@ export function sourceOptions(flags: PreprocessFlags): SourceOptions {
 function shardSink(dir: string, ir: ModelIR, split: 'train' | 'valid', rowsPerShard: number): EncodedSink {
   const writer = ShardWriter.forModel(dir, ir, { split, rowsPerShard, createdBy: `wndc ${readVersion()} preprocess` });
   return {
-    append: (row) => writer.append(row),
+    appendRows: (rows, from, to) => writer.appendRows(rows, from, to),
     finish: async (details) => writer.finish(details).rows,
     abort: async () => {
       for (const f of readdirSync(dir)) if (/^\.?part-\d+\.arrow(\.tmp)?$/.test(f)) rmSync(join(dir, f), { force: true });
@@ -75,6 +78,7 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
   if (fraction !== undefined && !(fraction > 0 && fraction < 1)) throw new UsageError(`--valid-fraction takes a number between 0 and 1, not ${JSON.stringify(flags.validFraction)}`);
   const maxBadRows = wholeNumberFlag('--max-bad-rows', flags.maxBadRows, 0, 0);
   const rowsPerShard = wholeNumberFlag('--rows-per-shard', flags.rowsPerShard, DEFAULT_ROWS_PER_SHARD, 1);
+  const threads = wholeNumberFlag('--threads', flags.threads, defaultThreads(), 1);
   const options = sourceOptions(flags);
 
   const ir = compileSpecFile(file, io);
@@ -91,7 +95,7 @@ export async function preprocessCommand(file: string, flags: PreprocessFlags, io
     const started = Date.now();
     const report = await encodeToFolder(
       ir,
-      { train, ...(valid !== undefined ? { valid } : {}), ...(fraction !== undefined ? { validFraction: fraction } : {}), maxBadRows },
+      { train, ...(valid !== undefined ? { valid } : {}), ...(fraction !== undefined ? { validFraction: fraction } : {}), maxBadRows, threads },
       out,
       rowsPerShard,
     );

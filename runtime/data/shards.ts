@@ -86,6 +86,17 @@ function arrowData(column: ColumnSpec, values: Values, rows: number): Data {
   return makeData({ type, length: rows, nullCount: 0, child: leaf } as never) as Data;
 }
 
+/** Encoded rows as row-major columns, as preprocessing workers return them. */
+export interface EncodedRows {
+  ids: Int32Array;
+  lengths: Int32Array;
+  weights: Float32Array;
+  numeric: Float32Array;
+  label: Float32Array;
+  group: Float64Array;
+  weight: Float32Array;
+}
+
 /** The typed arrays of one shard, viewing the file's bytes; `group`/`weight` null when absent. */
 export interface ShardData {
   rows: number;
@@ -189,6 +200,36 @@ export class ShardWriter {
     if (this.schema.hasWeight) this.weight[i] = row.weight;
     this.pending = i + 1;
     if (this.pending === this.rowsPerShard) this.flush();
+  }
+
+  /**
+   * Appends rows [from, to) of row-major encoded columns (the layout's widths; `group` and
+   * `weight` read only when the schema has them): one `set` per column and shard.
+   */
+  appendRows(rows: EncodedRows, from: number, to: number): void {
+    if (this.finished) throw new Error('internal: append after finish');
+    const { layout } = this.schema;
+    let at = from;
+    while (at < to) {
+      const i = this.pending;
+      const n = Math.min(to - at, this.rowsPerShard - i);
+      const copy = (target: Values, source: Values, width: number) => {
+        if (width > 0) target.set(source.subarray(at * width, (at + n) * width), i * width);
+      };
+      copy(this.ids, rows.ids, layout.idsWidth);
+      copy(this.lengths, rows.lengths, layout.lengthsWidth);
+      copy(this.weights, rows.weights, layout.weightsWidth);
+      copy(this.numeric, rows.numeric, layout.numericWidth);
+      copy(this.label, rows.label, 1);
+      if (this.schema.hasGroup) {
+        copy(this.group, rows.group, 1);
+        for (let k = at; k < at + n; k++) this.trackGroup(rows.group[k]!);
+      }
+      if (this.schema.hasWeight) copy(this.weight, rows.weight, 1);
+      this.pending = i + n;
+      at += n;
+      if (this.pending === this.rowsPerShard) this.flush();
+    }
   }
 
   private trackGroup(group: number): void {

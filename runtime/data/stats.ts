@@ -41,6 +41,26 @@ export class StatsAccumulator {
     }
   }
 
+  /**
+   * Adds a run of rows given as one array per need (in the order of the needs), NaN where a
+   * row has no finite value: the same running values as adding the rows one by one.
+   */
+  addColumns(columns: readonly Float64Array[]): void {
+    this.running.forEach((r, k) => {
+      const values = columns[k]!;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]!;
+        if (v !== v) continue;
+        r.count++;
+        if (v < r.min) r.min = v;
+        if (v > r.max) r.max = v;
+        const delta = v - r.mean;
+        r.mean += delta / r.count;
+        r.m2 += delta * (v - r.mean);
+      }
+    });
+  }
+
   /** Per feature, exactly the fields it needs. A column never seen gets min = max = 0, mean 0, std 1. */
   result(): NumericStatsValues {
     const out: NumericStatsValues = {};

@@ -1,6 +1,7 @@
 // CSV and TSV through DuckDB. DuckDB splits records (RFC 4180 quoting for CSV, none for TSV) on
-// its own threads and hands every field back as text; the text is then checked and converted
-// here, so that a bad value is reported with its file, row, column and what was expected.
+// its own threads and casts the fields of plain form to numbers (typed-columns.ts); the rest of
+// the text is checked and converted in JavaScript, so that a bad value is reported with its file,
+// row, column and what was expected. Rows come out as column blocks (block.ts).
 //
 // Field counts are checked without failing the whole query: the columns are read by position as
 // c0..c{n-1} plus one spare c{n}, with null padding on and NULL spelt as a string no file holds
@@ -9,12 +10,15 @@
 
 import type { ModelIR } from '../../../compiler/ir.js';
 import { DataError, type RawChunk, type RawFormat, type RawSource } from '../contracts.js';
-import { ChunkBuilder, DEFAULT_CHUNK_ROWS, recordFactory } from './chunks.js';
-import { bindColumns, type BoundColumn } from './columns.js';
-import { BAD, Converter } from './convert.js';
+import { recordChunks, type ColumnBlock } from './block.js';
+import { BlockBuilder } from './block-builder.js';
+import { DEFAULT_CHUNK_ROWS } from './chunks.js';
+import { bindColumns } from './columns.js';
+import { Converter } from './convert.js';
 import { readHeader } from './csv-header.js';
-import { DuckDb, duckDbProblem, sqlString, varcharColumn } from './duckdb.js';
+import { DuckDb, duckDbProblem, sqlString } from './duckdb.js';
 import type { SourceOptions } from './options.js';
+import { textPlan, typedQuery, type ColumnPlan } from './typed-columns.js';
 
 /** Read as NULL by DuckDB: a string no CSV field holds (a real empty field reads as ''). */
 const NULL_TEXT = '\u0001wndc-null\u0001';
@@ -39,49 +43,30 @@ export class CsvSource implements RawSource {
     this.converter = new Converter(options.listSeparator ?? '|');
   }
 
-  async *chunks(onBadRow?: (error: DataError) => void): AsyncGenerator<RawChunk> {
-    for (const file of this.files) yield* this.fileChunks(file, onBadRow);
+  /** Separates list elements in text fields. */
+  get listSeparator(): string {
+    return this.converter.listSeparator;
   }
 
-  private async *fileChunks(file: string, onBadRow: ((error: DataError) => void) | undefined): AsyncGenerator<RawChunk> {
+  async *chunks(onBadRow?: (error: DataError) => void): AsyncGenerator<RawChunk> {
+    yield* recordChunks(this.blocks(), this.ir, this.converter, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS, onBadRow);
+  }
+
+  /** Every row, in order, as column blocks: bad rows are found when the blocks are decoded. */
+  async *blocks(): AsyncGenerator<ColumnBlock> {
+    for (const file of this.files) yield* this.fileBlocks(file);
+  }
+
+  private async *fileBlocks(file: string): AsyncGenerator<ColumnBlock> {
     const names = await this.columnNames(file);
     if (names === null) return; // an empty file holds no rows
     const bound = bindColumns(file, names, this.ir);
-    const builder = new ChunkBuilder(file, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS);
     const width = names.length;
-    const converter = this.converter;
-    const keys = bound.map((b) => b.column.name);
-    const makeRecord = recordFactory(keys);
-    const values: unknown[] = new Array(keys.length);
+    const plans = bound.map((b) => textPlan(`c${b.index}`, this.options.typed ?? true));
+    const builder = new BlockBuilder(file, plans, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS, width);
     try {
-      for await (const chunk of this.db.stream(this.query(file, width, bound))) {
-        const texts = bound.map((_, j) => varcharColumn(chunk, j));
-        const fieldCounts = chunk.getColumnVector(bound.length);
-        const rowCount = chunk.rowCount;
-        rows: for (let r = 0; r < rowCount; r++) {
-          const fields = fieldCounts.getItem(r) as number | null;
-          if (fields !== null) {
-            const found = fields > width ? `more than ${width}` : String(fields);
-            const full = builder.skip(new DataError({ file, row: builder.rowNumber }, null, `expected ${width} fields, found ${found}`), onBadRow);
-            if (full !== null) yield full;
-            continue;
-          }
-          for (let j = 0; j < keys.length; j++) {
-            const text = texts[j]![r]!;
-            const value = text === null ? null : converter.text(text, bound[j]!.column);
-            if (value === BAD) {
-              const full = builder.skip(new DataError({ file, row: builder.rowNumber }, keys[j]!, converter.problem), onBadRow);
-              if (full !== null) yield full;
-              continue rows;
-            }
-            values[j] = value;
-          }
-          const full = builder.add(makeRecord(values));
-          if (full !== null) yield full;
-        }
-      }
+      for await (const chunk of this.db.stream(this.query(file, width, plans))) yield* builder.add(chunk);
     } catch (error) {
-      if (error instanceof DataError) throw error;
       throw this.readError(file, error);
     }
     const rest = builder.finish();
@@ -93,7 +78,7 @@ export class CsvSource implements RawSource {
     return readHeader(file, this.delimiter, this.quote);
   }
 
-  private query(file: string, width: number, bound: readonly BoundColumn[]): string {
+  private query(file: string, width: number, plans: readonly ColumnPlan[]): string {
     const columns = Array.from({ length: width + 1 }, (_, i) => `'c${i}': 'VARCHAR'`).join(', ');
     const count = Array.from({ length: width + 1 }, (_, i) => `(c${i} IS NOT NULL)::INTEGER`).join(' + ');
     const settings = [
@@ -107,13 +92,13 @@ export class CsvSource implements RawSource {
       'null_padding = true',
       `nullstr = ${sqlString(NULL_TEXT)}`,
     ].join(', ');
-    const picked = bound.map((b) => `c${b.index}`).join(', ');
     const fields = `CASE WHEN c${width - 1} IS NULL OR c${width} IS NOT NULL THEN ${count} END`;
-    return `SELECT ${picked}${picked === '' ? '' : ', '}${fields} FROM read_csv(${sqlString(file)}, ${settings})`;
+    return typedQuery(plans, `read_csv(${sqlString(file)}, ${settings})`, [fields]);
   }
 
   /** A DuckDB failure (unterminated quote, unreadable file) as a DataError naming the line. */
   private readError(file: string, error: unknown): DataError {
+    if (error instanceof DataError) return error;
     const message = error instanceof Error ? error.message : String(error);
     const line = /CSV Error on Line: (\d+)/.exec(message);
     if (line !== null) {

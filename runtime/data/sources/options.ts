@@ -14,6 +14,11 @@ export interface SourceOptions {
   delimiter?: string;
   /** Separates list elements in a text field, as in `1|2|3` (default `|`). */
   listSeparator?: string;
-  /** Rows per RawChunk (default 8192). */
+  /** Rows per RawChunk, and per column block of the DuckDB sources (default 8192). */
   chunkRows?: number;
+  /**
+   * DuckDB sources: let DuckDB cast fields of plain form (default true). False converts every
+   * field's text in JavaScript: the reference the typed path is tested against.
+   */
+  typed?: boolean;
 }

@@ -1,14 +1,18 @@
 // Parquet through DuckDB: only the spec's columns are read, row group by row group, and every
-// value goes through the same conversion as CSV text, so both give identical records.
+// value obeys the same conversion as CSV text, so both give identical records. Numbers and
+// lists of numbers are cast by DuckDB (typed-columns.ts); other values are converted in
+// JavaScript. Rows come out as column blocks (block.ts).
 
-import { DuckDBListValue } from '@duckdb/node-api';
 import type { ModelIR } from '../../../compiler/ir.js';
 import { DataError, type RawChunk, type RawFormat, type RawSource } from '../contracts.js';
-import { ChunkBuilder, DEFAULT_CHUNK_ROWS, recordFactory } from './chunks.js';
+import { recordChunks, type ColumnBlock } from './block.js';
+import { BlockBuilder } from './block-builder.js';
+import { DEFAULT_CHUNK_ROWS } from './chunks.js';
 import { bindColumns } from './columns.js';
-import { BAD, Converter } from './convert.js';
-import { DuckDb, duckDbProblem, sqlName, sqlString, varcharColumn } from './duckdb.js';
+import { Converter } from './convert.js';
+import { DuckDb, duckDbProblem, sqlName, sqlString } from './duckdb.js';
 import type { SourceOptions } from './options.js';
+import { typedQuery, valuePlan } from './typed-columns.js';
 
 /** DuckDB types whose values come to JavaScript as numbers, bigints, text or booleans. */
 const PLAIN_TYPE = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|VARCHAR|BOOLEAN)(\[\])?$/;
@@ -32,56 +36,39 @@ export class ParquetSource implements RawSource {
     this.converter = new Converter(options.listSeparator ?? '|');
   }
 
-  async *chunks(onBadRow?: (error: DataError) => void): AsyncGenerator<RawChunk> {
-    for (const file of this.files) yield* this.fileChunks(file, onBadRow);
+  /** Separates list elements in text fields. */
+  get listSeparator(): string {
+    return this.converter.listSeparator;
   }
 
-  private async *fileChunks(file: string, onBadRow: ((error: DataError) => void) | undefined): AsyncGenerator<RawChunk> {
+  async *chunks(onBadRow?: (error: DataError) => void): AsyncGenerator<RawChunk> {
+    yield* recordChunks(this.blocks(), this.ir, this.converter, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS, onBadRow);
+  }
+
+  /** Every row, in order, as column blocks: bad rows are found when the blocks are decoded. */
+  async *blocks(): AsyncGenerator<ColumnBlock> {
+    for (const file of this.files) yield* this.fileBlocks(file);
+  }
+
+  private async *fileBlocks(file: string): AsyncGenerator<ColumnBlock> {
     const schema = await this.schema(file);
     const bound = bindColumns(
       file,
       schema.map((s) => s.name),
       this.ir,
     );
-    const builder = new ChunkBuilder(file, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS);
-    const converter = this.converter;
-    const keys = bound.map((b) => b.column.name);
-    const makeRecord = recordFactory(keys);
-    const values: unknown[] = new Array(keys.length);
-    const picked = bound.map((b) => selectExpression(schema[b.index]!)).join(', ');
-    if (picked === '') return;
-    let stream;
+    if (bound.length === 0) return;
+    const typed = this.options.typed ?? true;
+    const plans = bound.map((b) => {
+      const column = schema[b.index]!;
+      return valuePlan(sqlName(column.name), selectExpression(column), column.type, b.column, typed);
+    });
+    const builder = new BlockBuilder(file, plans, this.options.chunkRows ?? DEFAULT_CHUNK_ROWS, -1);
     try {
-      stream = this.db.stream(`SELECT ${picked} FROM ${this.relation(file)}`);
-    } catch (error) {
-      throw new DataError({ file, row: 0 }, null, `cannot read the file: ${duckDbProblem(error)}`);
-    }
-    try {
-      for await (const chunk of stream) {
-        const vectors = bound.map((_, j) => chunk.getColumnVector(j));
-        // Text columns through the fast reader; the others (numbers, lists) item by item.
-        const texts = bound.map((b, j) => (schema[b.index]!.type === 'VARCHAR' ? varcharColumn(chunk, j) : null));
-        const rowCount = chunk.rowCount;
-        rows: for (let r = 0; r < rowCount; r++) {
-          for (let j = 0; j < keys.length; j++) {
-            const text = texts[j];
-            let raw = text ? text[r]! : vectors[j]!.getItem(r);
-            if (raw instanceof DuckDBListValue) raw = raw.items as never;
-            const value = converter.value(raw, bound[j]!.column);
-            if (value === BAD) {
-              const full = builder.skip(new DataError({ file, row: builder.rowNumber }, keys[j]!, converter.problem), onBadRow);
-              if (full !== null) yield full;
-              continue rows;
-            }
-            values[j] = value;
-          }
-          const full = builder.add(makeRecord(values));
-          if (full !== null) yield full;
-        }
-      }
+      for await (const chunk of this.db.stream(typedQuery(plans, this.relation(file)))) yield* builder.add(chunk);
     } catch (error) {
       if (error instanceof DataError) throw error;
-      throw new DataError({ file, row: builder.rowNumber }, null, `cannot read the file: ${duckDbProblem(error)}`);
+      throw new DataError({ file, row: builder.nextRowNumber }, null, `cannot read the file: ${duckDbProblem(error)}`);
     }
     const rest = builder.finish();
     if (rest !== null) yield rest;
