@@ -277,24 +277,32 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
   if (source === 'device') {
     datasetBytes = engine.preload(train);
     const orders = new DeviceOrders(train.rows, batchSize, ir.train.seed);
-    // Steps are queued in groups and the group's time shared among its steps: waiting for each
-    // step would leave the GPU idle while the host queues the next one.
+    // One row order for the whole run (each epoch's permutation, back to back), set once: changing
+    // it between steps would wait for the GPU. Steps are queued in groups and the group's time
+    // shared among its steps, so the GPU never idles while the host queues the next step.
+    const total = warmup + steps;
+    const epochs = Math.ceil(total / orders.batchesPerEpoch);
+    const order = new Int32Array(total * batchSize);
+    for (let epoch = 0, filled = 0; epoch < epochs; epoch++) {
+      const rows = orders.epoch(epoch).subarray(0, orders.batchesPerEpoch * batchSize);
+      const take = Math.min(rows.length, order.length - filled);
+      order.set(rows.subarray(0, take), filled);
+      filled += take;
+    }
+    engine.setOrder(order);
     const group = 5;
     let t0 = performance.now();
     let queued: number[] = [];
-    for (let step = 0, epoch = 0; step < warmup + steps; epoch++) {
-      await engine.synchronize(); // the previous epoch's steps read the old order
-      engine.setOrder(orders.epoch(epoch));
-      for (let b = 0; b < orders.batchesPerEpoch && step < warmup + steps; b++, step++) {
-        engine.enqueuePreloaded(b * batchSize, batchSize, step, lr);
-        queued.push(step);
-        if (queued.length === group || step + 1 === warmup + steps || b + 1 === orders.batchesPerEpoch) {
-          await engine.synchronize();
-          const now = performance.now();
-          for (const s of queued) measure(s, (now - t0) / 1000 / queued.length);
-          queued = [];
-          t0 = now;
-        }
+    for (let step = 0; step < total; step++) {
+      if (step === warmup && flags.profile) engine.setProfiling(true); // phases of the measured steps only
+      engine.enqueuePreloaded(step * batchSize, batchSize, step, lr);
+      queued.push(step);
+      if (queued.length === group || step + 1 === total || step + 1 === warmup) {
+        await engine.synchronize();
+        const now = performance.now();
+        for (const s of queued) measure(s, (now - t0) / 1000 / queued.length);
+        queued = [];
+        t0 = now;
       }
     }
   } else {

@@ -1,5 +1,6 @@
 #include "gemm.h"
 
+#include <cstdlib>
 #include <string>
 
 namespace wndc {
@@ -72,9 +73,9 @@ Gemm::Prepared& Gemm::prepare(const GemmCall& c) {
   lt_check(api.cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate", c);
   const uint64_t workspaceBytes = workspaceBytes_;
   api.cublasLtMatmulPreferenceSetAttribute(preference, lt::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes, sizeof workspaceBytes);
-  lt::cublasLtMatmulHeuristicResult_t result{};
+  lt::cublasLtMatmulHeuristicResult_t results[8] = {};
   int returned = 0;
-  const lt::cublasStatus_t status = api.cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d, p.d, preference, 1, &result, &returned);
+  const lt::cublasStatus_t status = api.cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d, p.d, preference, 8, results, &returned);
   api.cublasLtMatmulPreferenceDestroy(preference);
   if (status != lt::CUBLAS_STATUS_SUCCESS || returned == 0) {
     api.cublasLtMatrixLayoutDestroy(p.a);
@@ -83,7 +84,9 @@ Gemm::Prepared& Gemm::prepare(const GemmCall& c) {
     api.cublasLtMatmulDescDestroy(p.desc);
     throw Error("cuBLASLt has no algorithm for " + shape(c) + (status != lt::CUBLAS_STATUS_SUCCESS ? ": " + statusText(status) : ""));
   }
-  p.algo = result.algo;
+  p.algo = results[0].algo;
+  for (int i = 0; i < returned; i++)
+    if (results[i].state == lt::CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= workspaceBytes_) p.candidates.push_back(results[i]);
   return cache_.emplace(key, p).first->second;
 }
 
@@ -96,6 +99,46 @@ bool Gemm::supports(const GemmCall& c) {
   }
 }
 
+void Gemm::setPointers(Prepared& p, const GemmCall& c) {
+  const auto& api = lt::cublasLt();
+  if (c.bias)
+    lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c.bias, sizeof c.bias), "set BIAS_POINTER", c);
+  if (c.aux)
+    lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &c.aux, sizeof c.aux), "set EPILOGUE_AUX_POINTER", c);
+}
+
+void Gemm::tune(Prepared& p, const GemmCall& c, cudaStream_t stream) {
+  p.tuned = true;
+  const char* flag = std::getenv("WNDC_CUDA_AUTOTUNE");
+  // Small products are not worth timing; the heuristic's first choice stays.
+  if ((flag && std::string(flag) == "0") || p.candidates.size() < 2 || static_cast<double>(c.m) * c.n * c.k < 1e9) return;
+  const auto& api = lt::cublasLt();
+  const float alpha = 1.0f, beta = 0.0f;
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate (GEMM tuning)");
+  check(cudaEventCreate(&stop), "cudaEventCreate (GEMM tuning)");
+  float best = -1;
+  for (const auto& candidate : p.candidates) {
+    auto once = [&] {
+      return api.cublasLtMatmul(handle_, p.desc, &alpha, c.a, p.a, c.b, p.b, &beta, c.d, p.d, c.d, p.d, &candidate.algo, workspace_, workspaceBytes_, stream);
+    };
+    if (once() != lt::CUBLAS_STATUS_SUCCESS) continue;  // a candidate that fails to run is not chosen
+    cudaEventRecord(start, stream);
+    bool ok = true;
+    for (int r = 0; r < 3 && ok; r++) ok = once() == lt::CUBLAS_STATUS_SUCCESS;
+    cudaEventRecord(stop, stream);
+    float ms = 0;
+    if (!ok || cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) continue;
+    if (best < 0 || ms < best) {
+      best = ms;
+      p.algo = candidate.algo;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  check(cudaGetLastError(), "GEMM tuning");
+}
+
 void Gemm::run(const GemmCall& c, cudaStream_t stream) {
   if (c.m == 0 || c.n == 0) return;
   if (c.k == 0) {
@@ -106,10 +149,8 @@ void Gemm::run(const GemmCall& c, cudaStream_t stream) {
   }
   Prepared& p = prepare(c);
   const auto& api = lt::cublasLt();
-  if (c.bias)
-    lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c.bias, sizeof c.bias), "set BIAS_POINTER", c);
-  if (c.aux)
-    lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &c.aux, sizeof c.aux), "set EPILOGUE_AUX_POINTER", c);
+  setPointers(p, c);
+  if (!p.tuned) tune(p, c, stream);
   const float alpha = 1.0f, beta = 0.0f;
   lt_check(api.cublasLtMatmul(handle_, p.desc, &alpha, c.a, p.a, c.b, p.b, &beta, c.d, p.d, c.d, p.d, &p.algo, workspace_, workspaceBytes_, stream),
            "cublasLtMatmul", c);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <vector>
 #include <tuple>
 
 #include "common.h"
@@ -51,9 +52,15 @@ class Gemm {
     lt::cublasLtMatmulDesc_t desc = nullptr;
     lt::cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     lt::cublasLtMatmulAlgo_t algo{};
+    /** Candidates from the heuristic, fastest first by its estimate; timed once on first use (`tuned`). */
+    std::vector<lt::cublasLtMatmulHeuristicResult_t> candidates;
+    bool tuned = false;
   };
   using Key = std::tuple<bool, bool, long long, long long, long long, long long, long long, long long, int, int, int, int, long long>;
   Prepared& prepare(const GemmCall& call);
+  /** Times each candidate on the call's own buffers and keeps the fastest (WNDC_CUDA_AUTOTUNE=0: the heuristic's first). */
+  void tune(Prepared& p, const GemmCall& call, cudaStream_t stream);
+  void setPointers(Prepared& p, const GemmCall& call);
 
   lt::cublasLtHandle_t handle_ = nullptr;
   lt::cublasComputeType_t computeType_;

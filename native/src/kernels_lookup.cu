@@ -78,7 +78,7 @@ __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, co
   }
 }
 
-/** One warp per (row, lookup); lanes over the vector's elements. */
+/** One warp per (row, lookup); lanes over the vector's elements, 4 adjacent floats each when the width allows. */
 template <typename T>
 __global__ void embeddingForward(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
   const int lane = threadIdx.x & 31;
@@ -90,6 +90,31 @@ __global__ void embeddingForward(BatchView b, const DevLookup* lookups, int coun
     const int n = bagCount(b, r, L.width, L.lengthSlot);
     const float scale = combinerScale(b, r, L, n);
     T* out = x0 + (long long)row * inputWidth + L.outOffset;
+    if (L.dim % 4 == 0) {
+      // Rows of a width divisible by 4 start 16-byte aligned: one float4 load per lane.
+      for (int d0 = 0; d0 < L.dim; d0 += 128) {
+        const int d = d0 + 4 * lane;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int j = 0; j < n; j++) {
+          float w;
+          long long id = readId(b, r, L, j, row, 1, lane == 0 ? bad : nullptr, &w);
+          if (id < 0 || d >= L.dim) continue;
+          const float c = w * scale;
+          const float4 v = *reinterpret_cast<const float4*>(L.table + id * L.dim + d);
+          acc.x += v.x * c;
+          acc.y += v.y * c;
+          acc.z += v.z * c;
+          acc.w += v.w * c;
+        }
+        if (d < L.dim) {
+          out[d] = fromFloat<T>(acc.x);
+          out[d + 1] = fromFloat<T>(acc.y);
+          out[d + 2] = fromFloat<T>(acc.z);
+          out[d + 3] = fromFloat<T>(acc.w);
+        }
+      }
+      continue;
+    }
     for (int d0 = 0; d0 < L.dim; d0 += 32) {
       const int d = d0 + lane;
       float acc = 0.0f;
@@ -131,21 +156,46 @@ __global__ void denseInputs(BatchView b, const DevDenseJob* jobs, int count, T* 
   }
 }
 
+/**
+ * One thread per (lookup, row), rows adjacent within a warp. Small tables (an hour, a platform)
+ * are read by most rows of a batch, so the lanes that add to the same weight first sum among
+ * themselves (__match_any_sync) and one of them adds the total: far fewer atomics on hot rows.
+ */
 __global__ void wideBackward(BatchView b, const DevLookup* lookups, int count, const float* dz, float* keyGrad, unsigned char* touched) {
-  for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < b.size; row += gridDim.x * blockDim.x) {
-    long long r = sourceRow(b, row);
-    const float g = dz[row];
-    for (int l = 0; l < count; l++) {
-      const DevLookup L = lookups[l];
-      int n = bagCount(b, r, L.width, L.lengthSlot);
-      float scale = combinerScale(b, r, L, n);
-      for (int j = 0; j < n; j++) {
-        float w;
-        long long id = readId(b, r, L, j, row, 0, nullptr, &w);
-        if (id < 0) continue;
-        atomicAdd(&keyGrad[L.gradBase + id], g * (w * scale));
-        touched[L.rowBase + id] = 1;
+  __shared__ float values[8][32];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const long long total = (long long)b.size * count;
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long base = (long long)blockIdx.x * blockDim.x + warp * 32; base < total; base += stride) {
+    const long long item = base + lane;
+    const bool inside = item < total;
+    const int l = inside ? static_cast<int>(item / b.size) : 0;
+    const int row = inside ? static_cast<int>(item % b.size) : 0;
+    const DevLookup& L = lookups[l];
+    const long long r = sourceRow(b, row);
+    const int n = inside ? bagCount(b, r, L.width, L.lengthSlot) : 0;
+    const float scale = inside ? combinerScale(b, r, L, n) : 0.0f;
+    const float g = inside ? dz[row] : 0.0f;
+    const int rounds = __reduce_max_sync(0xffffffffu, static_cast<unsigned>(n));
+    for (int j = 0; j < rounds; j++) {
+      float w = 0.0f;
+      const long long id = j < n ? readId(b, r, L, j, row, 0, nullptr, &w) : -1;
+      const bool valid = id >= 0;
+      const unsigned active = __ballot_sync(0xffffffffu, valid);
+      if (valid) {
+        const long long address = L.gradBase + id;
+        const unsigned peers = __match_any_sync(active, address);
+        values[warp][lane] = g * (w * scale);
+        __syncwarp(active);
+        if (lane == __ffs(peers) - 1) {
+          float sum = 0.0f;
+          for (unsigned m = peers; m; m &= m - 1) sum += values[warp][__ffs(m) - 1];
+          atomicAdd(&keyGrad[address], sum);
+          touched[L.rowBase + id] = 1;
+        }
       }
+      __syncwarp();
     }
   }
 }
@@ -168,6 +218,17 @@ __global__ void embeddingBackward(BatchView b, const DevLookup* lookups, int cou
       if (id < 0) continue;
       const float c = w * scale;
       float* dst = keyGrad + L.gradBase + id * L.dim;
+#if __CUDA_ARCH__ >= 900
+      if (L.dim % 4 == 0) {
+        // Hopper adds four floats in one atomic (the accumulator rows are 16-byte aligned).
+        for (int d = 4 * lane; d < L.dim; d += 128) {
+          const float4 v = make_float4(toFloat<T>(g[d]) * c, toFloat<T>(g[d + 1]) * c, toFloat<T>(g[d + 2]) * c, toFloat<T>(g[d + 3]) * c);
+          atomicAdd(reinterpret_cast<float4*>(dst + d), v);
+        }
+        if (lane == 0) touched[L.rowBase + id] = 1;
+        continue;
+      }
+#endif
       for (int d = lane; d < L.dim; d += 32) atomicAdd(&dst[d], toFloat<T>(g[d]) * c);
       if (lane == 0) touched[L.rowBase + id] = 1;
     }
@@ -200,7 +261,7 @@ void launchDenseInputs(cudaStream_t s, const BatchView& b, const DevDenseJob* jo
 void launchWideBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* dz, float* keyGrad,
                         unsigned char* touched) {
   if (b.size == 0 || count == 0) return;
-  wideBackward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, dz, keyGrad, touched);
+  wideBackward<<<blocksFor((long long)b.size * count, 256), 256, 0, s>>>(b, lookups, count, dz, keyGrad, touched);
   checkLaunch("wide gradient kernel");
 }
 
