@@ -14,16 +14,19 @@ import type { RawSource } from '../runtime/data/contracts.js';
 import { specHash } from '../runtime/data/spec-hash.js';
 import { synthSource } from '../runtime/data/synth.js';
 import type { CudaEngine } from '../runtime/engine/cuda/engine.js';
-import { UnsupportedPrecisionError, type Engine, type LearningRates } from '../runtime/engine/engine.js';
+import { UnsupportedDistributedError, UnsupportedPrecisionError, type Engine, type LearningRates } from '../runtime/engine/engine.js';
 import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
 import { compileSpecFile } from './commands.js';
 import { EXIT, median, UsageError, wholeNumberFlag, type CliIO } from './io.js';
+import { launchRequest, launchWorkers, withWorld, type LaunchFlags, type World } from './launch.js';
 import { encodeToFolder } from './preprocess.js';
 import { createTrainingProgress } from './progress.js';
 import { readVersion } from './version.js';
 import { writeFileAtomic } from '../compiler/fs.js';
 
-export interface RunFlags {
+export interface RunFlags extends LaunchFlags {
+  /** Weak scaling: each rank's rows of a step (the global batch is this times the ranks). */
+  perRankBatchSize?: string;
   data?: string;
   valid?: string;
   modelDir?: string;
@@ -112,7 +115,7 @@ interface Data {
 }
 
 /** A folder with a manifest is shards; a folder with train/ (and valid/) shards is a preprocessed set; anything else is raw data. */
-async function resolveData(ir: ModelIR, flags: RunFlags, modelDir: string, io: CliIO): Promise<Data> {
+async function resolveData(ir: ModelIR, flags: RunFlags, modelDir: string, io: CliIO, options: { openOnly?: boolean } = {}): Promise<Data> {
   const hash = specHash(ir);
   const open = (dir: string) => openShards(dir, { specHash: hash });
   if (flags.data === undefined) return synthetic(ir, flags, io);
@@ -125,6 +128,8 @@ async function resolveData(ir: ModelIR, flags: RunFlags, modelDir: string, io: C
   }
   // Raw files: encoded once into model_dir/data, then read from there like any shards.
   const out = join(modelDir, 'data');
+  // Another rank (rank 0) has encoded them already.
+  if (options.openOnly) return { train: open(join(out, 'train')), valid: open(join(out, 'valid')), origin: out };
   io.stderr(`encoding ${flags.data} into ${out} (run \`wndc preprocess\` to do this once for many runs)\n`);
   const train = await openRawSource(data, ir, {});
   const valid = validFlag === undefined ? undefined : await openRawSource(validFlag, ir, {});
@@ -155,25 +160,50 @@ function formatMetrics(m: Record<string, number>): string {
     .join(', ');
 }
 
-export async function runCommand(file: string, flags: RunFlags, io: CliIO): Promise<number> {
+/**
+ * `argv` is the command line as given (flags normalised): `--workers N` and `--gpus N` start the
+ * ranks with it (cli/launch.ts).
+ */
+export async function runCommand(file: string, flags: RunFlags, cliIO: CliIO, argv: readonly string[] = []): Promise<number> {
   const modes = [flags.evaluate, flags.predict !== undefined, flags.benchmark].filter(Boolean).length;
   if (modes > 1) throw new UsageError('choose one of --evaluate, --predict and --benchmark');
-  const ir = compileSpecFile(file, io);
+  const launch = launchRequest(flags);
+  if (launch !== null && (flags.predict !== undefined || flags.benchmark)) throw new UsageError(`--${launch.kind} trains or evaluates data-parallel; --predict and --benchmark run in one process`);
+  if (flags.perRankBatchSize !== undefined && flags.globalBatchSize !== undefined) throw new UsageError('choose one of --global_batch_size (split over the ranks) and --per_rank_batch_size (each rank\'s share)');
+  const ir = compileSpecFile(file, cliIO);
   if (ir === undefined) return EXIT.diagnostics;
   applyOverrides(ir, flags);
-  const modelDir = resolve(io.cwd, flags.modelDir ?? join('runs', ir.model));
+  const modelDir = resolve(cliIO.cwd, flags.modelDir ?? join('runs', ir.model));
   const keep = wholeNumberFlag('--keep_checkpoints', flags.keepCheckpoints, 3, 1);
+  if (launch !== null) return launchWorkers(argv, launch, flags, cliIO);
+  return withWorld(flags, () => modelDir, cliIO, (world) => runRank(file, ir, flags, modelDir, keep, world));
+}
+
+/** The work of one rank (the only one, without a launcher): train, evaluate, predict or benchmark. */
+async function runRank(file: string, ir: ModelIR, flags: RunFlags, modelDir: string, keep: number, world: World): Promise<number> {
+  const { collective, io } = world;
+  const distributed = collective.size > 1;
+  if (distributed && (flags.predict !== undefined || flags.benchmark)) throw new UsageError('--predict and --benchmark run in one process, not under --hvd');
+  if (flags.perRankBatchSize !== undefined) ir.train.batchSize = wholeNumberFlag('--per_rank_batch_size', flags.perRankBatchSize, 1, 1) * collective.size;
   try {
     const engine = await createEngine(flags.engine, flags);
     try {
       if (ir.train.mixedPrecision !== 'off' && !engine.capabilities.mixedPrecision.includes(ir.train.mixedPrecision)) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
       if (flags.predict !== undefined) return await predictCommand(ir, engine, flags, modelDir, file, io);
-      const data = await resolveData(ir, flags, modelDir, io);
-      io.stderr(`model ${ir.model}: ${ir.sizes.parameters.total.toLocaleString('en-US')} parameters on ${engine.capabilities.device}; data ${data.origin}: ${data.train.rows.toLocaleString('en-US')} train rows${data.valid ? `, ${data.valid.rows.toLocaleString('en-US')} validation rows` : ''}\n`);
+      // Rank 0 prepares the data (synthetic rows, raw files encoded) while the others wait, then they open it.
+      let data: Data;
+      if (distributed && collective.rank !== 0) {
+        await collective.barrier();
+        data = await resolveData(ir, flags, modelDir, io, { openOnly: true });
+      } else {
+        data = await resolveData(ir, flags, modelDir, io);
+        if (distributed) await collective.barrier();
+      }
+      io.stderr(`model ${ir.model}: ${ir.sizes.parameters.total.toLocaleString('en-US')} parameters on ${engine.capabilities.device}${distributed ? ` x ${collective.size} ranks (${collective.backend})` : ''}; data ${data.origin}: ${data.train.rows.toLocaleString('en-US')} train rows${data.valid ? `, ${data.valid.rows.toLocaleString('en-US')} validation rows` : ''}\n`);
       if (flags.benchmark) return engine.name === 'cuda' ? await cudaBenchmark(ir, engine as CudaEngine, data.train, flags, io) : await benchmark(ir, engine, data, flags, io);
       if (flags.evaluate) {
         const ckpt = await restoreLatest(ir, engine, modelDir, file);
-        const e = await evaluate(ir, engine, data.valid ?? data.train);
+        const e = await evaluate(ir, engine, data.valid ?? data.train, collective);
         io.stdout(`${JSON.stringify({ checkpoint: ckpt.path, step: ckpt.meta.step, rows: e.rows, ...e.metrics })}\n`);
         return EXIT.ok;
       }
@@ -189,6 +219,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
         device: engine.capabilities.device,
         wndcVersion: readVersion(),
         data: data.origin,
+        ...(distributed ? { ranks: collective.size, collective: collective.backend } : {}),
         startedAt: new Date().toISOString(),
       };
       const summary = await trainModel({
@@ -200,6 +231,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
         keepCheckpoints: keep,
         wndcVersion: readVersion(),
         runInfo,
+        collective,
         onStep: (p) => progress.step(p),
         onEval: (e) => progress.line(`eval after epoch ${e.epoch}: ${formatMetrics(e.metrics)} (${e.rows.toLocaleString('en-US')} rows)\n`),
       }).finally(() => progress.stop());
@@ -211,7 +243,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIO): Prom
       engine.dispose();
     }
   } catch (e) {
-    if (e instanceof TrainingError || e instanceof ShardError || e instanceof UnsupportedPrecisionError) {
+    if (e instanceof TrainingError || e instanceof ShardError || e instanceof UnsupportedPrecisionError || e instanceof UnsupportedDistributedError) {
       io.stderr(`wndc: ${e.message}\n`);
       return EXIT.failure;
     }
@@ -268,6 +300,8 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
   const lr: LearningRates = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
   await engine.build(ir, ir.train.seed);
   const seconds: number[] = [];
+  /** Host time to queue one step (device source): what CUDA Graphs would save. */
+  const hostSeconds: number[] = [];
   let datasetBytes: number | undefined;
   const measure = (step: number, dt: number) => {
     if (step === warmup - 1 && flags.profile) engine.setProfiling(true); // phases of the measured steps only
@@ -295,7 +329,9 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
     let queued: number[] = [];
     for (let step = 0; step < total; step++) {
       if (step === warmup && flags.profile) engine.setProfiling(true); // phases of the measured steps only
+      const enqueueStart = performance.now();
       engine.enqueuePreloaded(step * batchSize, batchSize, step, lr);
+      if (step >= warmup) hostSeconds.push((performance.now() - enqueueStart) / 1000);
       queued.push(step);
       if (queued.length === group || step + 1 === total || step + 1 === warmup) {
         await engine.synchronize();
@@ -337,6 +373,7 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
     stepMilliseconds: Number((stepSeconds * 1000).toFixed(3)),
     peakDeviceMemoryBytes: engine.memory().peak,
     ...(datasetBytes !== undefined ? { datasetBytes } : {}),
+    ...(hostSeconds.length > 0 ? { hostQueueMilliseconds: Number((median(hostSeconds) * 1000).toFixed(3)) } : {}),
     ...(precision === 'fp16' ? { skippedSteps: engine.skippedSteps(), lossScale: engine.lossScale() } : {}),
     ...(flags.profile ? { phaseMilliseconds: engine.phaseTimes() } : {}),
   };

@@ -580,8 +580,10 @@ test('--benchmark on the CUDA engine, device source: the rows preloaded, a fresh
   const result = JSON.parse(out) as Record<string, unknown>;
   assert.equal(typeof result.examplesPerSecond, 'number');
   assert.equal(typeof result.stepMilliseconds, 'number');
+  assert.equal(typeof result.hostQueueMilliseconds, 'number');
   delete result.examplesPerSecond;
   delete result.stepMilliseconds;
+  delete result.hostQueueMilliseconds;
   assert.deepEqual(result, {
     model: 'parity',
     engine: 'cuda',

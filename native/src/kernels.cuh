@@ -79,6 +79,8 @@ void launchSigmoid(cudaStream_t s, const float* z, float* p, int n);
 
 // --- column reductions (two stages, deterministic) ---
 int reductionChunks(int rows);
+/** The most row chunks any column reduction uses for `rows` rows (the partial buffer's height). */
+int maxReductionChunks(int rows);
 /** Sum of each column of partial (chunks x cols) into out (scaled), in chunk order. */
 void launchFinishColumns(cudaStream_t s, const float* partial, int chunks, int cols, float* out, float scale, bool accumulate);
 /** Sum of v[0..n) in a fixed order into out[0]. */
@@ -107,9 +109,10 @@ void launchActivationForward(cudaStream_t s, const HiddenLayerArgs& a, const T* 
  * given (slow path), else the layer's ReLU output `out` (fast path: ReLU, no dropout). With
  * `logitKernel` set, dOut is the outer product dz x logitKernel instead of the buffer.
  */
+/** Returns the number of row chunks whose partial sums it wrote (for launchFinishColumns). */
 template <typename T>
-void launchActivationBackward(cudaStream_t s, const HiddenLayerArgs& a, const T* dOut, const float* dz, const float* logitKernel,
-                              const T* pre, const T* out, T* dPre, float* partial);
+int launchActivationBackward(cudaStream_t s, const HiddenLayerArgs& a, const T* dOut, const float* dz, const float* logitKernel,
+                             const T* pre, const T* out, T* dPre, float* partial);
 /** dOut = dz x kernel (rows x units), for a layer whose successor is the logit. */
 template <typename T>
 void launchOuterProduct(cudaStream_t s, const float* dz, const float* kernel, int rows, int units, T* out);

@@ -3,6 +3,8 @@
 // (per chunk of rows, then over chunks in order), so every sum is deterministic.
 #include "optim.cuh"
 
+#include <algorithm>
+
 #include <thrust/iterator/counting_iterator.h>
 #include <cub/device/device_select.cuh>
 
@@ -208,6 +210,66 @@ struct ActivationBackward {
     return g;
   }
 };
+
+/** Rows per chunk of the vectorised activation gradient: at most 256 chunks, a multiple of 8 rows. */
+__host__ __device__ __forceinline__ int vectorChunkRows(int rows) {
+  int r = (rows + 255) / 256;
+  r = (r + 7) / 8 * 8;
+  return r < 64 ? 64 : r;
+}
+
+/** V activations of type T in one 16-byte access. */
+template <typename T, int V>
+struct alignas(16) Pack {
+  T v[V];
+};
+
+/**
+ * ActivationBackward for units divisible by V = 16 / sizeof(T): each thread reads and writes V
+ * adjacent units with 16-byte accesses (a warp covers 512 contiguous bytes of a row) and sums
+ * their bias gradient over its chunk of rows.
+ */
+template <typename T, int V>
+__global__ void activationBackwardVector(HiddenLayerArgs a, const T* dOut, const float* dz, const float* logitKernel, const T* pre, const T* out, T* dPre,
+                                         float* partial) {
+  __shared__ float sums[kColumnThreadsY][32 * V];
+  const int j0 = (blockIdx.x * 32 + threadIdx.x) * V;
+  const int per = vectorChunkRows(a.rows);
+  const int start = blockIdx.y * per;
+  const int end = min(a.rows, start + per);
+  float acc[V];
+#pragma unroll
+  for (int k = 0; k < V; k++) acc[k] = 0.0f;
+  if (j0 < a.units) {
+    for (int b = start + threadIdx.y; b < end; b += kColumnThreadsY) {
+      const long long i = (long long)b * a.units + j0;
+      Pack<T, V> upstream, held, result;
+      if (!logitKernel) upstream = *reinterpret_cast<const Pack<T, V>*>(dOut + i);
+      held = *reinterpret_cast<const Pack<T, V>*>((pre ? pre : out) + i);
+#pragma unroll
+      for (int k = 0; k < V; k++) {
+        const float up = logitKernel ? dz[b] * logitKernel[j0 + k] : toFloat<T>(upstream.v[k]);
+        float g;
+        if (pre) g = (up * dropoutFactor(a, i + k)) * activationSlope(a.activation, toFloat<T>(held.v[k]));
+        else g = toFloat<T>(held.v[k]) > 0.0f ? up : 0.0f;
+        result.v[k] = fromFloat<T>(g);
+        acc[k] += g;
+      }
+      *reinterpret_cast<Pack<T, V>*>(dPre + i) = result;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < V; k++) sums[threadIdx.y][threadIdx.x * V + k] = acc[k];
+  __syncthreads();
+  if (threadIdx.y == 0 && j0 < a.units) {
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+      float total = 0.0f;
+      for (int y = 0; y < kColumnThreadsY; y++) total += sums[y][threadIdx.x * V + k];
+      partial[(long long)blockIdx.y * a.units + j0 + k] = total;
+    }
+  }
+}
 
 template <typename T>
 __global__ void outerProduct(const float* dz, const float* kernel, int rows, int units, T* out) {
@@ -415,9 +477,23 @@ void launchActivationForward(cudaStream_t s, const HiddenLayerArgs& a, const T* 
 }
 
 template <typename T>
-void launchActivationBackward(cudaStream_t s, const HiddenLayerArgs& a, const T* dOut, const float* dz, const float* logitKernel, const T* pre, const T* out,
-                              T* dPre, float* partial) {
+int launchActivationBackward(cudaStream_t s, const HiddenLayerArgs& a, const T* dOut, const float* dz, const float* logitKernel, const T* pre, const T* out,
+                             T* dPre, float* partial) {
+  constexpr int V = 16 / sizeof(T);
+  if (a.rows > 0 && a.units % V == 0) {
+    dim3 block(32, kColumnThreadsY);
+    dim3 grid((a.units / V + 31) / 32, (a.rows + vectorChunkRows(a.rows) - 1) / vectorChunkRows(a.rows));
+    activationBackwardVector<T, V><<<grid, block, 0, s>>>(a, dOut, dz, logitKernel, pre, out, dPre, partial);
+    checkLaunch("activation gradient kernel");
+    return static_cast<int>(grid.y);
+  }
   columnReduce(s, a.rows, a.units, ActivationBackward<T>{a, dOut, dz, logitKernel, pre, out, dPre}, partial, "activation gradient kernel");
+  return reductionChunks(a.rows);
+}
+
+int maxReductionChunks(int rows) {
+  if (rows == 0) return 1;
+  return std::max(reductionChunks(rows), (rows + vectorChunkRows(rows) - 1) / vectorChunkRows(rows));
 }
 
 template <typename T>
@@ -527,8 +603,8 @@ void launchSelectFlagged(cudaStream_t s, const unsigned char* flags, long long n
   template void launchLogitLoss<T>(cudaStream_t, const BatchView&, const T*, int, const float*, const float*, const float*, bool, bool, const float*, \
                                    float*, float*, float*);                                                                                          \
   template void launchActivationForward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, T*, bool);                                              \
-  template void launchActivationBackward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, const float*, const float*, const T*, const T*, T*,      \
-                                            float*);                                                                                                 \
+  template int launchActivationBackward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, const float*, const float*, const T*, const T*, T*,       \
+                                           float*);                                                                                                 \
   template void launchOuterProduct<T>(cudaStream_t, const float*, const float*, int, int, T*);                                                     \
   template void launchBatchNormForward<T>(cudaStream_t, const T*, int, int, const float*, const float*, const float*, const float*, float, T*);     \
   template void launchMoments<T>(cudaStream_t, const T*, int, int, float*, float*, float*);                                                        \

@@ -78,6 +78,42 @@ __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, co
   }
 }
 
+/**
+ * The slots of one (row, lookup), read by a warp at once: lane k holds slot j0 + k's id (-1 when
+ * not read) and coefficient (its weight times the combiner's factor), so the table rows can be
+ * fetched back to back rather than one id load after another.
+ */
+struct WarpSlots {
+  long long id;
+  float coefficient;
+};
+
+/** Lanes read slots [j0, j0 + 32) of the bag; `scale` is the combiner's factor of the whole bag. */
+__device__ __forceinline__ WarpSlots warpSlots(const BatchView& b, long long r, const DevLookup& L, int n, int j0, float scale, int row, int lane,
+                                               BadId* bad) {
+  WarpSlots out{-1, 0.0f};
+  const int j = j0 + lane;
+  if (j < n) {
+    float w;
+    out.id = readId(b, r, L, j, row, 1, bad, &w);
+    if (out.id >= 0) out.coefficient = w * scale;
+  }
+  return out;
+}
+
+/** The combiner's factor for a bag, its weights summed across the warp (lanes over slots). */
+__device__ __forceinline__ float warpCombinerScale(const BatchView& b, long long r, const DevLookup& L, int n, int lane) {
+  if (L.combiner == 0) return 1.0f;
+  float norm = 0.0f;
+  for (int j = lane; j < n; j += 32) {
+    const float w = slotWeight(b, r, L.weightOffset, j);
+    if (w > 0.0f) norm += L.combiner == 1 ? w : w * w;
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) norm += __shfl_xor_sync(0xffffffffu, norm, offset);
+  if (!(norm > 0.0f)) return 0.0f;
+  return L.combiner == 1 ? 1.0f / norm : 1.0f / sqrtf(norm);
+}
+
 /** One warp per (row, lookup); lanes over the vector's elements, 4 adjacent floats each when the width allows. */
 template <typename T>
 __global__ void embeddingForward(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
@@ -88,43 +124,39 @@ __global__ void embeddingForward(BatchView b, const DevLookup* lookups, int coun
     const DevLookup L = lookups[item % count];
     const long long r = sourceRow(b, row);
     const int n = bagCount(b, r, L.width, L.lengthSlot);
-    const float scale = combinerScale(b, r, L, n);
+    const float scale = warpCombinerScale(b, r, L, n, lane);
     T* out = x0 + (long long)row * inputWidth + L.outOffset;
-    if (L.dim % 4 == 0) {
-      // Rows of a width divisible by 4 start 16-byte aligned: one float4 load per lane.
-      for (int d0 = 0; d0 < L.dim; d0 += 128) {
-        const int d = d0 + 4 * lane;
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int j = 0; j < n; j++) {
-          float w;
-          long long id = readId(b, r, L, j, row, 1, lane == 0 ? bad : nullptr, &w);
+    const bool vector = L.dim % 4 == 0;  // rows of a width divisible by 4 start 16-byte aligned
+    const int step = vector ? 128 : 32;
+    for (int d0 = 0; d0 < L.dim; d0 += step) {
+      const int d = d0 + (vector ? 4 * lane : lane);
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int j0 = 0; j0 < n; j0 += 32) {
+        const WarpSlots mine = warpSlots(b, r, L, n, j0, scale, row, lane, d0 == 0 ? bad : nullptr);
+        const int slots = min(32, n - j0);
+        for (int k = 0; k < slots; k++) {
+          const long long id = __shfl_sync(0xffffffffu, mine.id, k);
+          const float c = __shfl_sync(0xffffffffu, mine.coefficient, k);
           if (id < 0 || d >= L.dim) continue;
-          const float c = w * scale;
-          const float4 v = *reinterpret_cast<const float4*>(L.table + id * L.dim + d);
-          acc.x += v.x * c;
-          acc.y += v.y * c;
-          acc.z += v.z * c;
-          acc.w += v.w * c;
-        }
-        if (d < L.dim) {
-          out[d] = fromFloat<T>(acc.x);
-          out[d + 1] = fromFloat<T>(acc.y);
-          out[d + 2] = fromFloat<T>(acc.z);
-          out[d + 3] = fromFloat<T>(acc.w);
+          const float* src = L.table + id * L.dim + d;
+          if (vector) {
+            const float4 v = *reinterpret_cast<const float4*>(src);
+            acc[0] += v.x * c;
+            acc[1] += v.y * c;
+            acc[2] += v.z * c;
+            acc[3] += v.w * c;
+          } else {
+            acc[0] += src[0] * c;
+          }
         }
       }
-      continue;
-    }
-    for (int d0 = 0; d0 < L.dim; d0 += 32) {
-      const int d = d0 + lane;
-      float acc = 0.0f;
-      for (int j = 0; j < n; j++) {
-        float w;
-        long long id = readId(b, r, L, j, row, 1, lane == 0 ? bad : nullptr, &w);
-        if (id < 0) continue;
-        if (d < L.dim) acc += L.table[id * L.dim + d] * (w * scale);
+      if (d >= L.dim) continue;
+      out[d] = fromFloat<T>(acc[0]);
+      if (vector) {
+        out[d + 1] = fromFloat<T>(acc[1]);
+        out[d + 2] = fromFloat<T>(acc[2]);
+        out[d + 3] = fromFloat<T>(acc[3]);
       }
-      if (d < L.dim) out[d] = fromFloat<T>(acc);
     }
   }
 }
@@ -210,27 +242,46 @@ __global__ void embeddingBackward(BatchView b, const DevLookup* lookups, int cou
     const DevLookup L = lookups[item % count];
     const long long r = sourceRow(b, row);
     const int n = bagCount(b, r, L.width, L.lengthSlot);
-    const float scale = combinerScale(b, r, L, n);
+    const float scale = warpCombinerScale(b, r, L, n, lane);
     const T* g = dx0 + (long long)row * inputWidth + L.outOffset;
-    for (int j = 0; j < n; j++) {
-      float w;
-      long long id = readId(b, r, L, j, row, 1, nullptr, &w);
-      if (id < 0) continue;
-      const float c = w * scale;
-      float* dst = keyGrad + L.gradBase + id * L.dim;
+    float* table = keyGrad + L.gradBase;
 #if __CUDA_ARCH__ >= 900
-      if (L.dim % 4 == 0) {
-        // Hopper adds four floats in one atomic (the accumulator rows are 16-byte aligned).
-        for (int d = 4 * lane; d < L.dim; d += 128) {
-          const float4 v = make_float4(toFloat<T>(g[d]) * c, toFloat<T>(g[d + 1]) * c, toFloat<T>(g[d + 2]) * c, toFloat<T>(g[d + 3]) * c);
-          atomicAdd(reinterpret_cast<float4*>(dst + d), v);
-        }
-        if (lane == 0) touched[L.rowBase + id] = 1;
-        continue;
-      }
+    // Hopper adds four floats in one atomic (accumulator rows of a width divisible by 4 are 16-byte aligned).
+    const bool vector = L.dim % 4 == 0;
+#else
+    const bool vector = false;
 #endif
-      for (int d = lane; d < L.dim; d += 32) atomicAdd(&dst[d], toFloat<T>(g[d]) * c);
-      if (lane == 0) touched[L.rowBase + id] = 1;
+    const int step = vector ? 128 : 32;
+    for (int j0 = 0; j0 < n; j0 += 32) {
+      const WarpSlots mine = warpSlots(b, r, L, n, j0, scale, row, lane, nullptr);
+      const int slots = min(32, n - j0);
+      if (mine.id >= 0) touched[L.rowBase + mine.id] = 1;
+      for (int d0 = 0; d0 < L.dim; d0 += step) {
+        const int d = d0 + (vector ? 4 * lane : lane);
+        // The row's gradient is read once and added to every id of the bag.
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (d < L.dim) {
+          v[0] = toFloat<T>(g[d]);
+          if (vector) {
+            v[1] = toFloat<T>(g[d + 1]);
+            v[2] = toFloat<T>(g[d + 2]);
+            v[3] = toFloat<T>(g[d + 3]);
+          }
+        }
+        for (int k = 0; k < slots; k++) {
+          const long long id = __shfl_sync(0xffffffffu, mine.id, k);
+          const float c = __shfl_sync(0xffffffffu, mine.coefficient, k);
+          if (id < 0 || d >= L.dim) continue;
+          float* dst = table + id * L.dim + d;
+#if __CUDA_ARCH__ >= 900
+          if (vector) {
+            atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0] * c, v[1] * c, v[2] * c, v[3] * c));
+            continue;
+          }
+#endif
+          atomicAdd(dst, v[0] * c);
+        }
+      }
     }
   }
 }

@@ -606,9 +606,9 @@ class ModelImpl final : public Model {
         if (l.gamma >= 0)
           launchBatchNormBackward<T>(stream_, y_[i], dOut_[flip], size, l.units, buffers_[l.gamma].value, batchMean_[i], batchVariance_[i],
                                      plan_.batchNormEpsilon, partial_, buffers_[l.gamma].grad, buffers_[l.beta].grad);
-        launchActivationBackward<T>(stream_, a, dOut_[flip], dz_, fromLogit && fast ? logitKernel : nullptr, fast ? nullptr : pre_[i], out_[i], dPre_[cur],
-                                    partial_);
-        launchFinishColumns(stream_, partial_, chunks, l.units, buffers_[l.bias].grad, 1.0f, false);
+        const int used = launchActivationBackward<T>(stream_, a, dOut_[flip], dz_, fromLogit && fast ? logitKernel : nullptr, fast ? nullptr : pre_[i],
+                                                     out_[i], dPre_[cur], partial_);
+        launchFinishColumns(stream_, partial_, used, l.units, buffers_[l.bias].grad, 1.0f, false);
         mark("layer " + std::to_string(i) + " activation gradient");
       } else if (biasGradScratch_) {
         launchCastToFloat<T>(stream_, static_cast<const T*>(biasGradScratch_), buffers_[l.bias].grad, l.units);
@@ -803,7 +803,7 @@ class ModelImpl final : public Model {
         }
     }
     const int maxCols = std::max({maxWidth, (int)plan_.wideNumericColumns.size(), 1});
-    partial_ = memory_.make<float>("activations:reductions", (size_t)std::max(1, reductionChunks(cap)) * maxCols);
+    partial_ = memory_.make<float>("activations:reductions", (size_t)maxReductionChunks(cap) * maxCols);
     wideLogit_ = memory_.make<float>("activations:head", cap);
     z_ = memory_.make<float>("activations:head", cap);
     probabilities_ = memory_.make<float>("activations:head", cap);
