@@ -5,6 +5,9 @@
 // (keyGrad), and each touched row is flagged; the optimizer then visits the flagged rows only.
 #include "kernels.cuh"
 
+#include <cstdlib>
+#include <string>
+
 namespace wndc {
 
 namespace {
@@ -161,6 +164,160 @@ __global__ void embeddingForward(BatchView b, const DevLookup* lookups, int coun
   }
 }
 
+/** Ids per batch row the row-wise lookup kernels keep in registers (4 per lane). */
+constexpr int kRowIdsMax = 128;
+/** Lookups the row-wise kernels keep in shared memory. */
+constexpr int kRowLookupsMax = 96;
+
+/** The row's ids, 4 per lane: lane l holds ids l, l + 32, l + 64, l + 96. */
+struct RowIds {
+  int v[4];
+  __device__ __forceinline__ int at(int column) const {
+    const int reg = column >> 5;
+    const int value = reg == 0 ? v[0] : reg == 1 ? v[1] : reg == 2 ? v[2] : v[3];
+    return __shfl_sync(0xffffffffu, value, column & 31);
+  }
+};
+
+__device__ __forceinline__ RowIds loadRowIds(const BatchView& b, long long r, int lane) {
+  RowIds ids;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const int column = lane + 32 * k;
+    ids.v[k] = column < b.idsWidth ? b.ids[r * b.idsWidth + column] : -1;
+  }
+  return ids;
+}
+
+/**
+ * Slot `j` of lookup L in this row, from the ids in registers: the id when it is read (valid,
+ * positive weight, in range; bad ids reported), else -1. Every lane gets the same answer.
+ */
+__device__ __forceinline__ long long rowSlotId(const BatchView& b, long long r, const RowIds& ids, const DevLookup& L, int j, int row, BadId* bad,
+                                              float* weight) {
+  const long long id = ids.at(L.idOffset + j);
+  const float w = slotWeight(b, r, L.weightOffset, j);
+  if (!(w > 0.0f)) return -1;
+  if (id < 0 || id >= L.rows) {
+    if (bad) reportBad(bad, row, 1, L.index, id);
+    return -1;
+  }
+  *weight = w;
+  return id;
+}
+
+/**
+ * One warp per batch row, every embedding lookup of the row in turn: the row's ids are read once
+ * (coalesced) and the lookups' descriptors sit in shared memory, so each table row is the only
+ * dependent load. Lanes cover 4 adjacent floats of a vector (128 per pass).
+ */
+template <typename T>
+__global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
+  __shared__ DevLookup shared[kRowLookupsMax];
+  for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int warps = gridDim.x * (blockDim.x >> 5);
+  for (int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < b.size; row += warps) {
+    const long long r = sourceRow(b, row);
+    const RowIds ids = loadRowIds(b, r, lane);
+    T* outRow = x0 + (long long)row * inputWidth;
+    for (int l = 0; l < count; l++) {
+      const DevLookup& L = shared[l];
+      const int n = bagCount(b, r, L.width, L.lengthSlot);
+      const float scale = warpCombinerScale(b, r, L, n, lane);
+      const bool vector = L.dim % 4 == 0;
+      const int step = vector ? 128 : 32;
+      for (int d0 = 0; d0 < L.dim; d0 += step) {
+        const int d = d0 + (vector ? 4 * lane : lane);
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+        for (int j = 0; j < n; j++) {
+          float w;
+          const long long id = rowSlotId(b, r, ids, L, j, row, d0 == 0 && lane == 0 ? bad : nullptr, &w);
+          if (id < 0 || d >= L.dim) continue;
+          const float c = w * scale;
+          const float* src = L.table + id * L.dim + d;
+          if (vector) {
+            const float4 v = *reinterpret_cast<const float4*>(src);
+            acc[0] += v.x * c;
+            acc[1] += v.y * c;
+            acc[2] += v.z * c;
+            acc[3] += v.w * c;
+          } else {
+            acc[0] += src[0] * c;
+          }
+        }
+        if (d >= L.dim) continue;
+        T* out = outRow + L.outOffset;
+        out[d] = fromFloat<T>(acc[0]);
+        if (vector) {
+          out[d + 1] = fromFloat<T>(acc[1]);
+          out[d + 2] = fromFloat<T>(acc[2]);
+          out[d + 3] = fromFloat<T>(acc[3]);
+        }
+      }
+    }
+  }
+}
+
+/** The backward of embeddingForwardRows: one warp per row; each lookup's gradient read once, added to its ids' rows. */
+template <typename T>
+__global__ void embeddingBackwardRows(BatchView b, const DevLookup* lookups, int count, const T* dx0, int inputWidth, float* keyGrad,
+                                      unsigned char* touched) {
+  __shared__ DevLookup shared[kRowLookupsMax];
+  for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int warps = gridDim.x * (blockDim.x >> 5);
+  for (int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < b.size; row += warps) {
+    const long long r = sourceRow(b, row);
+    const RowIds ids = loadRowIds(b, r, lane);
+    const T* gRow = dx0 + (long long)row * inputWidth;
+    for (int l = 0; l < count; l++) {
+      const DevLookup& L = shared[l];
+      const int n = bagCount(b, r, L.width, L.lengthSlot);
+      const float scale = warpCombinerScale(b, r, L, n, lane);
+      float* table = keyGrad + L.gradBase;
+#if __CUDA_ARCH__ >= 900
+      const bool vector = L.dim % 4 == 0;
+#else
+      const bool vector = false;
+#endif
+      const int step = vector ? 128 : 32;
+      for (int d0 = 0; d0 < L.dim; d0 += step) {
+        const int d = d0 + (vector ? 4 * lane : lane);
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const T* g = gRow + L.outOffset;
+        if (d < L.dim) {
+          v[0] = toFloat<T>(g[d]);
+          if (vector) {
+            v[1] = toFloat<T>(g[d + 1]);
+            v[2] = toFloat<T>(g[d + 2]);
+            v[3] = toFloat<T>(g[d + 3]);
+          }
+        }
+        for (int j = 0; j < n; j++) {
+          float w;
+          const long long id = rowSlotId(b, r, ids, L, j, row, nullptr, &w);
+          if (id < 0) continue;
+          if (d0 == 0 && lane == 0) touched[L.rowBase + id] = 1;
+          if (d >= L.dim) continue;
+          const float c = w * scale;
+          float* dst = table + id * L.dim + d;
+#if __CUDA_ARCH__ >= 900
+          if (vector) {
+            atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0] * c, v[1] * c, v[2] * c, v[3] * c));
+            continue;
+          }
+#endif
+          atomicAdd(dst, v[0] * c);
+        }
+      }
+    }
+  }
+}
+
 template <typename T>
 __global__ void denseInputs(BatchView b, const DevDenseJob* jobs, int count, T* x0, int inputWidth, BadId* bad) {
   for (long long item = (long long)blockIdx.x * blockDim.x + threadIdx.x; item < (long long)b.size * count;
@@ -295,9 +452,21 @@ void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* look
   checkLaunch("wide forward kernel");
 }
 
+/** Whether the row-wise kernels fit: every id of a row in registers, every lookup in shared memory. */
+static bool rowWise(const BatchView& b, int count) {
+  const char* flag = std::getenv("WNDC_CUDA_ROW_LOOKUPS");
+  if (flag && std::string(flag) == "0") return false;
+  return b.idsWidth <= kRowIdsMax && count <= kRowLookupsMax;
+}
+
 template <typename T>
 void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
   if (b.size == 0 || count == 0) return;
+  if (rowWise(b, count)) {
+    embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad);
+    checkLaunch("embedding lookup kernel");
+    return;
+  }
   embeddingForward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad);
   checkLaunch("embedding lookup kernel");
 }
@@ -320,6 +489,11 @@ template <typename T>
 void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const T* dx0, int inputWidth,
                              float* keyGrad, unsigned char* touched) {
   if (b.size == 0 || count == 0) return;
+  if (rowWise(b, count)) {
+    embeddingBackwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, dx0, inputWidth, keyGrad, touched);
+    checkLaunch("embedding gradient kernel");
+    return;
+  }
   embeddingBackward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, dx0, inputWidth, keyGrad, touched);
   checkLaunch("embedding gradient kernel");
 }
