@@ -13,7 +13,7 @@ import type { RunFlags } from './run.js';
 import type { SynthCommandOptions } from './synth.js';
 import { EXIT, UsageError, type CliIO } from './io.js';
 
-function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
+function buildProgram(io: CliIO, setExit: (code: number) => void, argv: readonly string[] = []): Command {
   const program = new Command('wndc');
   program
     .description('declare Wide & Deep recommender models, check them, compile them, train them')
@@ -128,7 +128,12 @@ function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
     .option('--seed <n>', 'initialisation, shuffling and dropout seed')
     .option('--synthetic-rows <n>', 'rows of synthetic data when no --data is given', '100000')
     .option('--keep-checkpoints <n>', 'checkpoints kept in the model dir', '3')
-    .action(async (file: string, opts: RunFlags) => setExit(await (await import('./run.js')).runCommand(file, opts, io)));
+    .option('--workers <n>', 'data-parallel on the CPU: start n processes under mpirun (Open MPI) and train one model')
+    .option('--gpus <n>', 'data-parallel on GPUs: one process per GPU (needs NCCL)')
+    .option('--hvd', 'this process is one rank of an MPI job (mpirun -np N wndc run SPEC --hvd)')
+    .option('--per-rank-batch-size <n>', "weak scaling: each rank's rows per step (the global batch is n times the ranks)")
+    .option('--rank-timeout <s>', 'seconds a rank may be silent or keep the others waiting before the job is stopped', '300')
+    .action(async (file: string, opts: RunFlags) => setExit(await (await import('./run.js')).runCommand(file, opts, io, argv)));
 
   program
     .command('report')
@@ -164,11 +169,16 @@ export function normaliseFlags(argv: readonly string[]): string[] {
 /** Runs the CLI on `argv` (without node and script); returns the exit code. Never throws for user errors. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   let exit: number = EXIT.ok;
-  const program = buildProgram(io, (code) => {
-    exit = code;
-  });
+  const normalised = normaliseFlags(argv);
+  const program = buildProgram(
+    io,
+    (code) => {
+      exit = code;
+    },
+    normalised,
+  );
   try {
-    await program.parseAsync(normaliseFlags(argv), { from: 'user' });
+    await program.parseAsync(normalised, { from: 'user' });
     if (argv.length === 0) {
       io.stderr(program.helpInformation());
       return EXIT.usage;

@@ -31,7 +31,7 @@ import { adamStepSize } from '../runtime/optim/index.js';
 import { trainModel } from '../runtime/train/trainer.js';
 import { REPO } from './support/paths.js';
 import { writeRandomShards } from './support/random-shards.js';
-import { seededRandom } from './support/random.js';
+import { randomBatch } from './support/random-batch.js';
 
 function compile(source: string): ModelIR {
   const result = compileSource(source, 'test.wnd', 'wnd');
@@ -103,43 +103,6 @@ train {
   seed: 11
 }
 `;
-}
-
-/**
- * A batch of `size` rows in the IR's layout (capacity rows allocated, the rest junk that must not
- * be read): bags of random length, padded past their length with another valid id; id weights in
- * [-0.25, 1), so some ids are dropped for a non-positive weight; small id spaces, so ids repeat
- * within a batch and within a bag; numerics in [-1, 1); example weights in (0, 2].
- */
-function randomBatch(ir: ModelIR, size: number, seed: number, capacity = size + 3): Batch {
-  const random = seededRandom(seed);
-  const L = ir.layout;
-  const buckets = new Map(ir.features.map((f) => [f.name, f.output.type === 'categorical' ? f.output.buckets : 0]));
-  const batch: Batch = {
-    size,
-    ids: new Int32Array(capacity * L.idsWidth),
-    lengths: new Int32Array(capacity * L.lengthsWidth),
-    weights: new Float32Array(capacity * L.weightsWidth),
-    numeric: new Float32Array(capacity * L.numericWidth),
-    label: new Float32Array(capacity),
-    group: new Float64Array(capacity),
-    weight: new Float32Array(capacity),
-  };
-  for (let b = 0; b < capacity; b++) {
-    for (const slot of L.ids) {
-      const n = buckets.get(slot.feature)!;
-      const length = slot.lengthSlot === null ? slot.width : Math.floor(random() * (slot.width + 1));
-      if (slot.lengthSlot !== null) batch.lengths[b * L.lengthsWidth + slot.lengthSlot] = length;
-      for (let k = 0; k < slot.width; k++) {
-        batch.ids[b * L.idsWidth + slot.offset + k] = k < length ? Math.floor(random() * n) : n - 1;
-        if (slot.weightOffset !== null) batch.weights[b * L.weightsWidth + slot.weightOffset + k] = random() * 1.25 - 0.25;
-      }
-    }
-    for (let k = 0; k < L.numericWidth; k++) batch.numeric[b * L.numericWidth + k] = random() * 2 - 1;
-    batch.label[b] = random() < 0.4 ? 1 : 0;
-    batch.weight[b] = 2 - random() * 2;
-  }
-  return batch;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -231,6 +194,17 @@ class RecordingModel implements NativeModel {
   phaseTimes() {
     return { forward: 1 };
   }
+  /** The data-parallel calls, in order. */
+  readonly world: string[] = [];
+  joinWorld(id: Uint8Array, rank: number, size: number): void {
+    this.world.push(`join ${id.length} bytes as ${rank}/${size}`);
+  }
+  broadcastState(root: number): void {
+    this.world.push(`broadcast from ${root}`);
+  }
+  exchangePlan(): { table: string; mode: 'dense' | 'rows' }[] {
+    return [];
+  }
   dispose(): void {
     this.disposed = true;
   }
@@ -253,6 +227,9 @@ class RecordingAddon implements NativeAddon {
     const model = new RecordingModel(plan, device);
     this.models.push(model);
     return model;
+  }
+  ncclUniqueId(): Uint8Array {
+    return new Uint8Array(128).fill(7);
   }
 }
 
@@ -630,6 +607,21 @@ test('--benchmark on the CUDA engine, disk source: batches streamed from the sha
   const order = orders.epoch(0);
   assert.equal(order.length, 20);
   for (const half of [order.subarray(0, 10), order.subarray(10)]) assert.deepEqual([...half].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i));
+});
+
+test('data parallelism: joinWorld joins and takes rank 0\'s state; a step with a slice passes the global rows and its offset', async () => {
+  const ir = compile(spec({ optimizer: 'sgd(learning_rate: 0.1)' }));
+  const { engine, model } = await recorded(ir);
+  const id = engine.newJobId();
+  assert.equal(id.length, 128);
+  engine.joinWorld(id, 1, 2);
+  assert.deepEqual(model.world, ['join 128 bytes as 1/2', 'broadcast from 0']);
+  const batch = randomBatch(ir, 8, 3);
+  await engine.trainStep(batch, 0, { wide: 0.1, deep: 0.1 }, { offset: 8, total: 16 });
+  assert.equal(model.steps.at(-1)!.scalars.globalRows, 16);
+  assert.equal(model.steps.at(-1)!.scalars.rowOffset, 8);
+  await engine.trainStep(batch, 1, { wide: 0.1, deep: 0.1 });
+  assert.equal(model.steps.at(-1)!.scalars.globalRows, undefined, 'no slice: the batch is the whole global batch');
 });
 
 // ------------------------------------------------------------------------------------------------

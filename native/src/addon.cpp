@@ -556,10 +556,46 @@ WNDC_METHOD(modelTrainStep, 3, {
   const bool withMasks = !isNullish(env, call.args[2]);
   if (withMasks) masksOf(env, call.args[2], masks);
   napi_value s = call.args[1];
-  const wndc::StepScalars scalars{static_cast<float>(numberOf(env, s, "lrWide")), static_cast<float>(numberOf(env, s, "lrDeep")),
-                                  static_cast<float>(numberOf(env, s, "adamStepWide")), static_cast<float>(numberOf(env, s, "adamStepDeep"))};
+  wndc::StepScalars scalars{static_cast<float>(numberOf(env, s, "lrWide")), static_cast<float>(numberOf(env, s, "lrDeep")),
+                            static_cast<float>(numberOf(env, s, "adamStepWide")), static_cast<float>(numberOf(env, s, "adamStepDeep"))};
+  napi_value globalRows = property(env, s, "globalRows");
+  if (!isNullish(env, globalRows)) scalars.globalRows = static_cast<long long>(toNumber(env, globalRows, "globalRows"));
+  napi_value rowOffset = property(env, s, "rowOffset");
+  if (!isNullish(env, rowOffset)) scalars.rowOffset = static_cast<long long>(toNumber(env, rowOffset, "rowOffset"));
   model.trainStep(static_cast<long long>(toNumber(env, call.args[0], "step")), scalars, withMasks ? &masks : nullptr);
   return undefinedValue(env);
+})
+
+WNDC_METHOD(modelJoinWorld, 3, {
+  bool isTyped = false;
+  check(env, napi_is_typedarray(env, call.args[0], &isTyped));
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (isTyped) check(env, napi_get_typedarray_info(env, call.args[0], &type, &length, &data, nullptr, nullptr));
+  if (!isTyped || type != napi_uint8_array || length != sizeof(wndc::nccl::ncclUniqueId))
+    throw std::runtime_error("the job id must be the Uint8Array of " + std::to_string(sizeof(wndc::nccl::ncclUniqueId)) + " bytes ncclUniqueId() gave");
+  model.joinWorld(static_cast<const unsigned char*>(data), static_cast<int>(toNumber(env, call.args[1], "rank")),
+                  static_cast<int>(toNumber(env, call.args[2], "size")));
+  return undefinedValue(env);
+})
+
+WNDC_METHOD(modelBroadcastState, 1, {
+  model.broadcastState(static_cast<int>(toNumber(env, call.args[0], "root")));
+  return undefinedValue(env);
+})
+
+WNDC_METHOD(modelExchangePlan, 0, {
+  const auto plan = model.exchangePlan();
+  napi_value list;
+  check(env, napi_create_array_with_length(env, plan.size(), &list));
+  for (size_t i = 0; i < plan.size(); i++) {
+    napi_value item = object(env);
+    set(env, item, "table", string(env, plan[i].first));
+    set(env, item, "mode", string(env, plan[i].second));
+    check(env, napi_set_element(env, list, (uint32_t)i, item));
+  }
+  return list;
 })
 
 WNDC_METHOD(modelDispose, 0, {
@@ -622,6 +658,18 @@ napi_value modelSynchronize(napi_env env, napi_callback_info info) {
   });
 }
 
+napi_value ncclUniqueId(napi_env env, napi_callback_info) {
+  return guarded(env, "ncclUniqueId", [&]() -> napi_value {
+    const std::vector<unsigned char> id = wndc::worldUniqueId();
+    void* bytes = nullptr;
+    napi_value buffer, array;
+    check(env, napi_create_arraybuffer(env, id.size(), &bytes, &buffer));
+    std::memcpy(bytes, id.data(), id.size());
+    check(env, napi_create_typedarray(env, napi_uint8_array, id.size(), buffer, 0, &array));
+    return array;
+  });
+}
+
 napi_value createModel(napi_env env, napi_callback_info info) {
   return guarded(env, "createModel", [&]() -> napi_value {
     size_t argc = 2;
@@ -646,7 +694,8 @@ napi_value createModel(napi_env env, napi_callback_info info) {
         {"setOrder", modelSetOrder},   {"selectRows", modelSelectRows}, {"predict", modelPredict},     {"gradients", modelGradients},
         {"trainStep", modelTrainStep}, {"synchronize", modelSynchronize}, {"lastLoss", modelLastLoss}, {"skippedSteps", modelSkippedSteps},
         {"lossScale", modelLossScale}, {"memory", modelMemory},         {"setProfiling", modelSetProfiling}, {"phaseTimes", modelPhaseTimes},
-        {"dispose", modelDispose},
+        {"dispose", modelDispose},     {"joinWorld", modelJoinWorld}, {"broadcastState", modelBroadcastState},
+        {"exchangePlan", modelExchangePlan},
     };
     for (auto& [name, fn] : methods) {
       napi_value f;
@@ -664,6 +713,7 @@ NAPI_MODULE_INIT() {
       {"devices", nullptr, devices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"loadLibraries", nullptr, loadLibraries, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"createModel", nullptr, createModel, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"ncclUniqueId", nullptr, ncclUniqueId, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) != napi_ok) {
     return nullptr;

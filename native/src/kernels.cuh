@@ -74,7 +74,8 @@ void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup
 /** z = deep logit (+ wide logit); in training also the per-row loss and dz (times the loss scale). */
 template <typename T>
 void launchLogitLoss(cudaStream_t s, const BatchView& b, const T* input, int width, const float* kernel, const float* bias,
-                     const float* wideLogit, bool training, bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz);
+                     const float* wideLogit, bool training, bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz,
+                     float divisor);
 void launchSigmoid(cudaStream_t s, const float* z, float* p, int n);
 
 // --- column reductions (two stages, deterministic) ---
@@ -100,6 +101,8 @@ struct HiddenLayerArgs {
   const float* mask;
   unsigned long long seed;
   long long step;
+  /** Data parallelism: the global batch row of this batch's row 0 (the draws follow global rows). */
+  long long rowOffset;
 };
 /** out = dropout(act(pre)); pre already holds x W + b. */
 template <typename T>
@@ -155,5 +158,18 @@ void launchCastToFloat(cudaStream_t s, const T* in, float* out, long long n);
 /** Indices i < n with flags[i] != 0, ascending, and their count (CUB). */
 size_t selectFlaggedTempBytes(long long n);
 void launchSelectFlagged(cudaStream_t s, const unsigned char* flags, long long n, int* out, int* count, void* temp, size_t tempBytes);
+
+}  // namespace wndc
+
+namespace wndc {
+
+// --- data parallelism: exchanging the touched rows of large tables ---
+/**
+ * Packs a table's touched rows for an all-gather: record = [count, rows[capacity], values[capacity x dim]]
+ * as 32-bit words; rows are local to the table; values come from the gradient accumulator.
+ */
+void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, const float* grad, int dim, int* record, int* overflow);
+/** Adds the other ranks' packed rows (size records of `words` words each) into the accumulator and flags them. */
+void launchUnpackRows(cudaStream_t s, const int* records, long long words, int size, int self, int capacity, float* grad, int dim, unsigned char* touched);
 
 }  // namespace wndc

@@ -57,7 +57,7 @@ __device__ __forceinline__ float dropoutUniform(unsigned long long seed, long lo
 __device__ __forceinline__ float dropoutFactor(const HiddenLayerArgs& a, long long i) {
   if (a.mask) return a.mask[i];
   if (a.dropout <= 0.0f) return 1.0f;
-  return dropoutUniform(a.seed, a.step, a.layer, i) >= a.dropout ? 1.0f / (1.0f - a.dropout) : 0.0f;
+  return dropoutUniform(a.seed, a.step, a.layer, i + a.rowOffset * a.units) >= a.dropout ? 1.0f / (1.0f - a.dropout) : 0.0f;
 }
 
 /** Rows per chunk of a column reduction: at most 128 chunks, a multiple of 8 rows. */
@@ -152,7 +152,7 @@ struct WideNumericColumn {
 
 template <typename T>
 __global__ void logitLoss(BatchView b, const T* input, int width, const float* kernel, const float* bias, const float* wideLogit, bool training,
-                          bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz) {
+                          bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz, float divisor) {
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
   for (long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < b.size; row += warps) {
@@ -173,7 +173,7 @@ __global__ void logitLoss(BatchView b, const T* input, int width, const float* k
     // The derivative of that expression as TF and tfjs autodiff take it (relu' and |.|' are 0 at 0).
     const float sign = logit > 0.0f ? 1.0f : (logit < 0.0f ? -1.0f : 0.0f);
     const float slope = ((logit > 0.0f ? 1.0f : 0.0f) - y) - sign * (e / (1.0f + e));
-    dz[row] = (w * slope / (float)b.size) * (lossScale ? *lossScale : 1.0f);
+    dz[row] = (w * slope / divisor) * (lossScale ? *lossScale : 1.0f);
   }
 }
 
@@ -456,10 +456,10 @@ void launchWideNumericGrad(cudaStream_t s, const BatchView& b, const int* column
 
 template <typename T>
 void launchLogitLoss(cudaStream_t s, const BatchView& b, const T* input, int width, const float* kernel, const float* bias, const float* wideLogit,
-                     bool training, bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz) {
+                     bool training, bool weighted, const float* lossScale, float* z, float* rowLoss, float* dz, float divisor) {
   if (b.size == 0) return;
   logitLoss<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, input, width, kernel, bias, wideLogit, training, weighted, lossScale, z,
-                                                                      rowLoss, dz);
+                                                                      rowLoss, dz, divisor);
   checkLaunch("logit and loss kernel");
 }
 
@@ -601,7 +601,7 @@ void launchSelectFlagged(cudaStream_t s, const unsigned char* flags, long long n
 #define WNDC_INSTANTIATE(T)                                                                                                                           \
   template void launchWeightedColumns<T>(cudaStream_t, const T*, int, int, const float*, float*);                                                  \
   template void launchLogitLoss<T>(cudaStream_t, const BatchView&, const T*, int, const float*, const float*, const float*, bool, bool, const float*, \
-                                   float*, float*, float*);                                                                                          \
+                                   float*, float*, float*, float);                                                                                          \
   template void launchActivationForward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, T*, bool);                                              \
   template int launchActivationBackward<T>(cudaStream_t, const HiddenLayerArgs&, const T*, const float*, const float*, const T*, const T*, T*,       \
                                            float*);                                                                                                 \

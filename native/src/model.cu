@@ -16,6 +16,7 @@
 
 #include "gemm.h"
 #include "kernels.cuh"
+#include "world.h"
 
 namespace wndc {
 
@@ -228,6 +229,7 @@ class ModelImpl final : public Model {
 
   std::vector<float> predict() override {
     beginStep();
+    globalRows_ = rowOffset_ = 0;
     forward(false, 0, nullptr);
     launchSigmoid(stream_, z_, probabilities_, view_.size);
     std::vector<float> out(view_.size);
@@ -239,6 +241,7 @@ class ModelImpl final : public Model {
 
   GradientsOut gradients(long long step, const std::vector<const float*>* masks) override {
     beginStep();
+    globalRows_ = rowOffset_ = 0;
     uploadMasks(masks);
     resetStepFlags();
     forward(true, step, masks);
@@ -284,10 +287,13 @@ class ModelImpl final : public Model {
 
   void trainStep(long long step, const StepScalars& scalars, const std::vector<const float*>* masks) override {
     beginStep();
+    globalRows_ = scalars.globalRows;
+    rowOffset_ = scalars.rowOffset;
     uploadMasks(masks);
     resetStepFlags();
     forward(true, step, masks);
     backward(step, masks);
+    if (world_) exchange();
     compactTouched();
     mark("touched rows");
     if (plan_.precision == Precision::Fp16) {
@@ -295,6 +301,7 @@ class ModelImpl final : public Model {
         if (plan_.parameters[p].kind == ParameterKind::Dense) launchCheckFinite(stream_, buffers_[p].grad, plan_.parameters[p].size, overflow_);
       launchCheckFiniteRows(stream_, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, (int)tables_.size(), keyGrad_,
                             overflow_);
+      if (world_) onComm([&] { world_->allReduceMax(overflow_, 1, nccl::ncclInt32, commStream_, "the overflow flag"); });
       mark("overflow check");
     }
     const bool fp16 = plan_.precision == Precision::Fp16;
@@ -482,7 +489,8 @@ class ModelImpl final : public Model {
   }
 
   HiddenLayerArgs layerArgs(size_t i, long long step, bool useMasks) const {
-    return {view_.size, plan_.layers[i].units, static_cast<int>(i), plan_.layers[i].activation, plan_.dropout, useMasks ? masks_[i] : nullptr, plan_.seed, step};
+    return {view_.size, plan_.layers[i].units, static_cast<int>(i), plan_.layers[i].activation, plan_.dropout, useMasks ? masks_[i] : nullptr, plan_.seed, step,
+            rowOffset_};
   }
 
   bool fastLayer(size_t i) const {
@@ -558,8 +566,9 @@ class ModelImpl final : public Model {
     }
     const Layer* logit = plan_.layers.empty() ? nullptr : &plan_.layers.back();
     launchLogitLoss<T>(stream_, view_, input, width, logit ? buffers_[logit->kernel].value : nullptr, logit ? buffers_[logit->bias].value : nullptr,
-                       hasWide_ ? wideLogit_ : nullptr, training, plan_.weighted, plan_.precision == Precision::Fp16 ? lossScale_ : nullptr, z_, rowLoss_, dz_);
-    if (training) launchSum(stream_, rowLoss_, size, lossValue_, size > 0 ? 1.0f / size : 0.0f);
+                       hasWide_ ? wideLogit_ : nullptr, training, plan_.weighted, plan_.precision == Precision::Fp16 ? lossScale_ : nullptr, z_, rowLoss_, dz_,
+                       static_cast<float>(lossDivisor()));
+    if (training) launchSum(stream_, rowLoss_, size, lossValue_, size > 0 ? 1.0f / static_cast<float>(lossDivisor()) : 0.0f);
     mark("logit and loss");
   }
 
@@ -630,6 +639,9 @@ class ModelImpl final : public Model {
       gw.what = "hidden layer kernel gradient";
       gemm_->run(gw, stream_);
       mark("layer " + std::to_string(i) + " kernel gradient");
+      // Every dense gradient is final once layer 0's is: sum them over the ranks while the
+      // input gradient and the table gradients are computed.
+      if (i == 0) startDenseAllReduce();
       fusedPre = false;
       if (i > 0 || deepLookupCount_ > 0) {
         GemmCall gx;
@@ -669,6 +681,122 @@ class ModelImpl final : public Model {
     }
   }
 
+  /** The dense gradients (one contiguous arena) summed over the ranks on the communication stream. */
+  void startDenseAllReduce() {
+    if (!world_ || denseStarted_) return;
+    denseStarted_ = true;
+    onComm([&] { world_->allReduceSum(denseArena_, denseArenaFloats_, commStream_, "the dense gradients"); }, false);
+  }
+
+  /**
+   * Runs `enqueue` (NCCL calls and their kernels) on the communication stream after everything
+   * queued so far on the compute stream; with `join`, the compute stream waits for it.
+   */
+  template <typename F>
+  void onComm(F enqueue, bool join = true) {
+    check(cudaEventRecord(computeReady_, stream_), "record for the communication stream");
+    check(cudaStreamWaitEvent(commStream_, computeReady_, 0), "order the communication stream");
+    enqueue();
+    if (join) joinComm();
+  }
+
+  void joinComm() {
+    check(cudaEventRecord(commDone_, commStream_), "record on the communication stream");
+    check(cudaStreamWaitEvent(stream_, commDone_, 0), "wait for the communication stream");
+  }
+
+  /**
+   * Sums the step over the ranks: dense gradients (started during the backward pass), the loss,
+   * and each table's gradients: small tables as a whole (sum, and the union of touched rows), large
+   * ones as their touched rows (all-gathered records, added into the accumulator).
+   */
+  void exchange() {
+    startDenseAllReduce();
+    denseStarted_ = false;
+    onComm([&] {
+      world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
+      for (size_t t = 0; t < tables_.size(); t++) {
+        const int p = tables_[t];
+        const Parameter& spec = plan_.parameters[p];
+        ParameterBuffers& b = buffers_[p];
+        TableExchange& x = exchange_[t];
+        if (!x.rows) {
+          world_->allReduceSum(keyGrad_ + b.gradBase, spec.size, commStream_, spec.name.c_str());
+          world_->allReduceMax(touched_ + b.rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
+          continue;
+        }
+        launchSelectFlagged(commStream_, touched_ + b.rowBase, spec.rows, exchangeRows_, exchangeCount_, selectTemp_, selectTempBytes_);
+        launchPackRows(commStream_, exchangeRows_, exchangeCount_, x.capacity, keyGrad_ + b.gradBase, spec.dim, x.send, exchangeOverflow_);
+        world_->allGather(x.send, x.receive, x.words * sizeof(int), commStream_, spec.name.c_str());
+        launchUnpackRows(commStream_, x.receive, x.words, world_->size(), world_->rank(), x.capacity, keyGrad_ + b.gradBase, spec.dim, touched_ + b.rowBase);
+      }
+    });
+    mark("exchange over the ranks");
+  }
+
+  long long lossDivisor() const { return globalRows_ > 0 ? globalRows_ : view_.size; }
+
+  void joinWorld(const unsigned char* id, int rank, int size) override {
+    if (world_) throw Error("the model is already part of a data-parallel job");
+    nccl::ncclUniqueId unique{};
+    std::memcpy(&unique, id, sizeof unique);
+    check(cudaSetDevice(device_), "cudaSetDevice");
+    world_.reset(new World(unique, rank, size));
+    check(cudaStreamCreateWithFlags(&commStream_, cudaStreamNonBlocking), "cudaStreamCreate (communication)");
+    check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&commDone_, cudaEventDisableTiming), "cudaEventCreate");
+    planExchange(size);
+  }
+
+  /**
+   * Per table, the cheaper way to sum its gradients over `size` ranks: the whole accumulator (an
+   * all-reduce of rows x dim floats) or the touched rows (an all-gather of up to `capacity` rows per
+   * rank, where capacity = the batch's reads of the table, at most its rows).
+   */
+  void planExchange(int size) {
+    exchange_.assign(tables_.size(), TableExchange{});
+    std::vector<long long> reads(plan_.parameters.size(), 0);
+    for (const Lookup& l : plan_.wideLookups) reads[l.table] += l.width;
+    for (const Piece& piece : plan_.pieces)
+      if (piece.kind == Piece::Embedding) reads[piece.lookup.table] += piece.lookup.width;
+    long long maxRows = 1;
+    for (size_t t = 0; t < tables_.size(); t++) {
+      const int p = tables_[t];
+      const Parameter& spec = plan_.parameters[p];
+      const long long capacity = std::min<long long>(spec.rows, reads[p] * plan_.batchCapacity);
+      const double wholeBytes = (double)spec.size * 4 + spec.rows;
+      const double rowBytes = (double)size * (1 + capacity + capacity * spec.dim) * 4;
+      TableExchange& x = exchange_[t];
+      if (rowBytes >= wholeBytes || capacity == 0) continue;
+      x.rows = true;
+      x.capacity = static_cast<int>(capacity);
+      x.words = 1 + capacity + capacity * spec.dim;
+      x.send = memory_.make<int>("data parallelism:row records", x.words);
+      x.receive = memory_.make<int>("data parallelism:row records", x.words * size);
+      maxRows = std::max(maxRows, spec.rows);
+    }
+    exchangeRows_ = memory_.make<int>("data parallelism:row lists", maxRows);
+    exchangeCount_ = memory_.make<int>("data parallelism:row lists", 1);
+    exchangeOverflow_ = memory_.make<int>("data parallelism:row lists", 1);
+    check(cudaMemset(exchangeOverflow_, 0, sizeof(int)), "clear a flag");
+  }
+
+  void broadcastState(int root) override {
+    if (!world_) throw Error("broadcastState outside a data-parallel job");
+    for (size_t p = 0; p < plan_.parameters.size(); p++) {
+      const Parameter& spec = plan_.parameters[p];
+      world_->broadcast(buffers_[p].value, spec.size * sizeof(float), root, commStream_, spec.name.c_str());
+      for (int s = 0; s < spec.slots && s < 2; s++) world_->broadcast(buffers_[p].slots[s], spec.size * sizeof(float), root, commStream_, spec.name.c_str());
+    }
+    check(cudaStreamSynchronize(commStream_), "broadcast the model");
+  }
+
+  std::vector<std::pair<std::string, std::string>> exchangePlan() override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) out.emplace_back(plan_.parameters[tables_[t]].name, exchange_[t].rows ? "rows" : "dense");
+    return out;
+  }
+
   void compactTouched() {
     if (tables_.empty()) return;
     launchSelectFlagged(stream_, touched_, totalRows_, touchedList_, touchedCount_, selectTemp_, selectTempBytes_);
@@ -697,13 +825,18 @@ class ModelImpl final : public Model {
     // Parameters, slots, gradients.
     buffers_.resize(plan_.parameters.size());
     long long gradFloats = 0, rows = 0;
+    std::vector<long long> denseOffsets(plan_.parameters.size(), -1);
     for (size_t p = 0; p < plan_.parameters.size(); p++) {
       const Parameter& spec = plan_.parameters[p];
       const bool table = spec.kind == ParameterKind::Table;
       ParameterBuffers& b = buffers_[p];
       b.value = memory_.make<float>((table ? "tables:" : "dense parameters:") + spec.name, spec.size);
       for (int s = 0; s < spec.slots && s < 2; s++) b.slots[s] = memory_.make<float>("optimizer slots:" + spec.name, spec.size);
-      if (spec.kind == ParameterKind::Dense) b.grad = memory_.make<float>("gradients:" + spec.name, spec.size);
+      if (spec.kind == ParameterKind::Dense) {
+        // Dense gradients share one arena (64-float aligned pieces): one all-reduce sums them all.
+        denseOffsets[p] = denseArenaFloats_;
+        denseArenaFloats_ += (spec.size + 63) / 64 * 64;
+      }
       if (table) {
         gradFloats = (gradFloats + 3) / 4 * 4;  // 16-byte aligned rows for the vector atomics
         b.gradBase = gradFloats;
@@ -714,6 +847,9 @@ class ModelImpl final : public Model {
       }
       if (spec.kind == ParameterKind::Statistic && spec.slots != 0) throw Error("`" + spec.name + "` is a statistic and has no optimizer slots");
     }
+    denseArena_ = memory_.make<float>("gradients:dense parameters", std::max<long long>(1, denseArenaFloats_));
+    for (size_t p = 0; p < plan_.parameters.size(); p++)
+      if (denseOffsets[p] >= 0) buffers_[p].grad = denseArena_ + denseOffsets[p];
     if (rows >= (1ll << 31)) throw Error("the tables hold " + std::to_string(rows) + " rows in all; the CUDA engine supports fewer than 2^31");
     totalRows_ = rows;
     if (!tables_.empty()) {
@@ -914,6 +1050,13 @@ class ModelImpl final : public Model {
     cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
     if (copyStream_) cudaStreamSynchronize(copyStream_);
+    if (commStream_) cudaStreamSynchronize(commStream_);
+    world_.reset();
+    if (commStream_) cudaStreamDestroy(commStream_);
+    if (computeReady_) cudaEventDestroy(computeReady_);
+    if (commDone_) cudaEventDestroy(commDone_);
+    commStream_ = nullptr;
+    computeReady_ = commDone_ = nullptr;
     gemm_.reset();
     memory_.releaseAll();
     for (HostStaging& st : staging_) {
@@ -993,6 +1136,26 @@ class ModelImpl final : public Model {
   float* lossScale_ = nullptr;
   int *goodSteps_ = nullptr, *skipped_ = nullptr, *overflow_ = nullptr;
 
+  // Data parallelism (joinWorld).
+  struct TableExchange {
+    bool rows = false;
+    int capacity = 0;
+    long long words = 0;
+    int* send = nullptr;
+    int* receive = nullptr;
+  };
+  std::unique_ptr<World> world_;
+  cudaStream_t commStream_ = nullptr;
+  cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr;
+  bool denseStarted_ = false;
+  std::vector<TableExchange> exchange_;
+  int* exchangeRows_ = nullptr;
+  int* exchangeCount_ = nullptr;
+  int* exchangeOverflow_ = nullptr;
+  float* denseArena_ = nullptr;
+  long long denseArenaFloats_ = 0;
+  long long globalRows_ = 0, rowOffset_ = 0;
+
   HostStaging staging_[2];
   int nextStaging_ = 0, currentStaging_ = -1;
   cudaEvent_t pendingCopy_ = nullptr;
@@ -1004,6 +1167,12 @@ class ModelImpl final : public Model {
 };
 
 }  // namespace
+
+std::vector<unsigned char> worldUniqueId() {
+  const nccl::ncclUniqueId id = World::uniqueId();
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&id);
+  return std::vector<unsigned char>(bytes, bytes + sizeof id);
+}
 
 std::unique_ptr<Model> createModel(const Plan& plan, int device) {
   switch (plan.precision) {

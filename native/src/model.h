@@ -23,6 +23,8 @@ struct HostBatch {
 
 struct StepScalars {
   float lrWide, lrDeep, adamStepWide, adamStepDeep;
+  /** Data parallelism: the rows of the global batch (the loss's divisor; 0: this batch's rows) and where this rank's rows start in it. */
+  long long globalRows = 0, rowOffset = 0;
 };
 
 struct SparseGradientOut {
@@ -63,7 +65,16 @@ class Model {
   virtual void setProfiling(bool on) = 0;
   virtual std::vector<std::pair<std::string, double>> phaseTimes() = 0;
   virtual void dispose() = 0;
+  /** Joins a data-parallel job (NCCL): later training steps sum gradients over its ranks. */
+  virtual void joinWorld(const unsigned char* id, int rank, int size) = 0;
+  /** Copies every parameter and optimizer slot of `root` to every rank. */
+  virtual void broadcastState(int root) = 0;
+  /** How each table's gradients travel between ranks: (table name, "dense" or "rows"). */
+  virtual std::vector<std::pair<std::string, std::string>> exchangePlan() = 0;
 };
+
+/** A new NCCL unique id (rank 0 makes it and hands it to the others). */
+std::vector<unsigned char> worldUniqueId();
 
 /** Builds the model on `device`; cuBLASLt must be loaded. */
 std::unique_ptr<Model> createModel(const Plan& plan, int device);

@@ -34,6 +34,22 @@ export interface Gradients {
   loss: number;
   dense: NamedTensor[];
   sparse: SparseGradient[];
+  /**
+   * With batch norm: the batch's mean and variance of each normalised layer, named as the moving
+   * average they feed (`<layer>/moving_mean`, `<layer>/moving_variance`); `applyGradients` moves
+   * the averages towards them. Absent or empty without batch norm.
+   */
+  statistics?: NamedTensor[];
+}
+
+/**
+ * Where a rank's batch sits in the global batch of a data-parallel step: rows
+ * [offset, offset + size) of `total`. Dropout then draws the masks of exactly those rows of the
+ * global batch, so N ranks drop the units one process would.
+ */
+export interface BatchSlice {
+  offset: number;
+  total: number;
 }
 
 export interface StepResult {
@@ -67,7 +83,14 @@ export interface Engine {
   /** Sigmoid click probabilities of the batch's first `size` rows (dropout off). */
   predict(batch: Batch): Promise<Float32Array>;
   /** Loss and gradients of the batch (dropout on, seeded by `step`); parameters unchanged. */
-  gradients(batch: Batch, step: number): Promise<Gradients>;
+  gradients(batch: Batch, step: number, slice?: BatchSlice): Promise<Gradients>;
+  /**
+   * The second half of `trainStep`: each part's optimizer applied to `grads` (dense and sparse, as
+   * `gradients` returns them, possibly summed over ranks), then the batch-norm moving averages
+   * moved towards `grads.statistics`. Data-parallel training calls `gradients`, all-reduces, then this.
+   * An engine that cannot train data-parallel leaves it out or throws UnsupportedDistributedError.
+   */
+  applyGradients?(grads: Gradients, step: number, lr: LearningRates): Promise<void>;
   /** One training step: gradients, then each part's optimizer with its learning rate. */
   trainStep(batch: Batch, step: number, lr: LearningRates): Promise<StepResult>;
   /** Every parameter and optimizer slot (slots named `<param>/<slot>`), for checkpoints and parity tests. */
@@ -82,4 +105,9 @@ export class UnsupportedPrecisionError extends Error {
   constructor(engine: string, mode: string) {
     super(`the ${engine} engine cannot train in mixed precision (${mode}); use \`--engine cuda\` on an NVIDIA GPU, or drop \`--amp\``);
   }
+}
+
+/** Data-parallel training (several ranks) on an engine that cannot take part yet: says what can. */
+export class UnsupportedDistributedError extends Error {
+  override name = 'UnsupportedDistributedError';
 }

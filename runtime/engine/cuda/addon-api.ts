@@ -133,6 +133,9 @@ export interface NativeStepScalars {
   lrDeep: number;
   adamStepWide: number;
   adamStepDeep: number;
+  /** Data parallelism: the global batch's rows (the loss's divisor; default this batch's) and this rank's first row in it. */
+  globalRows?: number;
+  rowOffset?: number;
 }
 
 export interface NativeGradients {
@@ -206,6 +209,17 @@ export interface NativeModel {
 
   /** Frees every device buffer; the model cannot be used afterwards. */
   dispose(): void;
+
+  /**
+   * Joins a data-parallel job over NCCL as `rank` of `size` (blocks until every rank has joined);
+   * `id` is the `ncclUniqueId()` of rank 0, handed to the others. Later `trainStep`s sum the
+   * gradients and the loss over the ranks before the optimizers.
+   */
+  joinWorld(id: Uint8Array, rank: number, size: number): void;
+  /** Copies every parameter and optimizer slot of rank `root` to every rank. */
+  broadcastState(root: number): void;
+  /** How each table's gradients travel: summed whole (`dense`) or as the touched rows (`rows`). */
+  exchangePlan(): { table: string; mode: 'dense' | 'rows' }[];
 }
 
 export interface NativeAddon {
@@ -222,4 +236,6 @@ export interface NativeAddon {
   loadLibraries(options: { nccl: boolean }): { cublasLt: string; nccl: string | null };
   /** Builds a model on device `device` (loads cuBLASLt first if not yet loaded). */
   createModel(plan: NativePlan, device: number): NativeModel;
+  /** A new NCCL job id (loads NCCL): rank 0 makes it, every rank passes it to `joinWorld`. */
+  ncclUniqueId(): Uint8Array;
 }

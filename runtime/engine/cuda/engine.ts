@@ -13,7 +13,7 @@ import type { ModelIR, OptimizerIR } from '../../../compiler/ir.js';
 import type { Batch } from '../../data/contracts.js';
 import type { ShardSet } from '../../data/shards.js';
 import { adamStepSize, slotLayout, type SlotSpec } from '../../optim/index.js';
-import type { Engine, EngineCapabilities, Gradients, LearningRates, NamedTensor, StepResult } from '../engine.js';
+import type { BatchSlice, Engine, EngineCapabilities, Gradients, LearningRates, NamedTensor, StepResult } from '../engine.js';
 import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
 import { dropoutMask } from '../tfjs/model.js';
 import type { NativeAddon, NativeBatch, NativeDevice, NativeMemory, NativeModel, NativePhaseTimes, NativePlan, NativePrecision, NativeStepScalars } from './addon-api.js';
@@ -162,10 +162,20 @@ export class CudaEngine implements Engine {
   }
 
   /** Uploads the batch before the first `await`, so the caller may refill it while the step runs. */
-  async trainStep(batch: Batch, step: number, lr: LearningRates): Promise<StepResult> {
+  /** Data-parallel training on GPUs needs the NCCL all-reduce inside the addon: not yet. */
+  async applyGradients(_grads: Gradients, _step: number, _lr: LearningRates): Promise<void> {
+    const { UnsupportedDistributedError } = await import('../engine.js');
+    throw new UnsupportedDistributedError('multi-GPU training with the CUDA engine comes with NCCL support, which is not built yet; `--workers N --engine tfjs` trains data-parallel on the CPU');
+  }
+
+  /**
+   * With `slice` (after joinWorld): this rank's rows of a global batch; the step sums gradients and
+   * loss over the ranks, so every rank applies the update one process would with the whole batch.
+   */
+  async trainStep(batch: Batch, step: number, lr: LearningRates, slice?: BatchSlice): Promise<StepResult> {
     const m = this.model();
     this.checkCapacity(m, batch.size);
-    const scalars = this.scalars(m, step, lr);
+    const scalars = { ...this.scalars(m, step, lr), ...(slice ? { globalRows: slice.total, rowOffset: slice.offset } : {}) };
     m.model.setBatch(batch, batch.size);
     m.model.trainStep(step, scalars, this.masks(m, batch.size, step));
     return this.finishStep(m);
@@ -213,6 +223,32 @@ export class CudaEngine implements Engine {
 
   async synchronize(): Promise<StepResult> {
     return this.finishStep(this.model());
+  }
+
+  // --- Data parallelism over NCCL. ---
+
+  /** A new job id for `joinWorld` (rank 0 makes it and hands it to the other ranks). */
+  newJobId(): Uint8Array {
+    try {
+      return this.addon.ncclUniqueId();
+    } catch (e) {
+      throw new CudaUnavailableError(`NCCL not found: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Makes the built model rank `rank` of a data-parallel job of `size` GPUs (NCCL), then gives every
+   * rank rank 0's parameters and optimizer state. Every rank must call it, with the same id.
+   */
+  joinWorld(id: Uint8Array, rank: number, size: number): void {
+    const m = this.model();
+    m.model.joinWorld(id, rank, size);
+    m.model.broadcastState(0);
+  }
+
+  /** How each table's gradients travel between ranks (after joinWorld). */
+  exchangePlan(): { table: string; mode: 'dense' | 'rows' }[] {
+    return this.model().model.exchangePlan();
   }
 
   // --- Device facts for the benchmark. ---

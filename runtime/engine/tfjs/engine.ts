@@ -7,7 +7,7 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import type { ModelIR } from '../../../compiler/ir.js';
 import type { Batch } from '../../data/contracts.js';
 import { createOptimizer, type Optimizer } from '../../optim/index.js';
-import { UnsupportedPrecisionError, type Engine, type EngineCapabilities, type Gradients, type LearningRates, type NamedTensor, type StepResult } from '../engine.js';
+import { UnsupportedPrecisionError, type BatchSlice, type Engine, type EngineCapabilities, type Gradients, type LearningRates, type NamedTensor, type StepResult } from '../engine.js';
 import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
 import { activate, loadBackend, type LoadedBackend, type LoadOptions, type TfjsBackendChoice } from './backend.js';
 import { RowGradientAccumulator } from './lookups.js';
@@ -29,11 +29,6 @@ interface Built {
   optimizers: { wide: Optimizer; deep: Optimizer };
   /** Reused from step to step: it keeps an id -> position index per table. */
   rowGradients: RowGradientAccumulator;
-}
-
-interface Computed extends Gradients {
-  /** Batch mean and variance of each batch-normalised layer. */
-  moments: Map<string, { mean: Float32Array; variance: Float32Array }>;
 }
 
 export class TfjsEngine implements Engine {
@@ -79,30 +74,21 @@ export class TfjsEngine implements Engine {
     return p;
   }
 
-  async gradients(batch: Batch, step: number): Promise<Gradients> {
+  async gradients(batch: Batch, step: number, slice?: BatchSlice): Promise<Gradients> {
     await this.useBackend();
-    const { loss: value, dense, sparse } = this.compute(this.model(), batch, step);
-    return { loss: value, dense, sparse };
+    return this.compute(this.model(), batch, step, slice);
   }
 
   async trainStep(batch: Batch, step: number, lr: LearningRates): Promise<StepResult> {
     const m = this.model();
     await this.useBackend();
     const computed = this.compute(m, batch, step);
-    const partOf = new Map(m.specs.map((s) => [s.name, s.part]));
-    for (const grad of computed.dense) {
-      const part = partOf.get(grad.name)!;
-      m.optimizers[part].applyDense(m.values.get(grad.name)!, grad.data, m.slots.get(grad.name)!, lr[part], step);
-    }
-    for (const grad of computed.sparse) {
-      const part = partOf.get(grad.name)!;
-      m.optimizers[part].applySparse(m.values.get(grad.name)!, grad.dim, grad.rows, grad.values, m.slots.get(grad.name)!, lr[part], step);
-    }
-    for (const [layer, { mean, variance }] of computed.moments) {
-      movingAverage(m.values.get(`${layer}/moving_mean`)!, mean);
-      movingAverage(m.values.get(`${layer}/moving_variance`)!, variance);
-    }
+    this.apply(m, computed, step, lr);
     return { loss: computed.loss, skippedSteps: 0 };
+  }
+
+  async applyGradients(grads: Gradients, step: number, lr: LearningRates): Promise<void> {
+    this.apply(this.model(), grads, step, lr);
   }
 
   async state(): Promise<NamedTensor[]> {
@@ -143,6 +129,29 @@ export class TfjsEngine implements Engine {
     this.built = null;
   }
 
+  /** Each part's optimizer on the gradients, then the batch-norm moving averages. */
+  private apply(m: Built, grads: Gradients, step: number, lr: LearningRates): void {
+    const partOf = new Map(m.specs.map((s) => [s.name, s.part]));
+    const part = (name: string) => {
+      const p = partOf.get(name);
+      if (p === undefined || !m.slots.has(name)) throw new Error(`internal: a gradient for \`${name}\`, which the model does not train`);
+      return p;
+    };
+    for (const grad of grads.dense) {
+      const p = part(grad.name);
+      m.optimizers[p].applyDense(m.values.get(grad.name)!, grad.data, m.slots.get(grad.name)!, lr[p], step);
+    }
+    for (const grad of grads.sparse) {
+      const p = part(grad.name);
+      m.optimizers[p].applySparse(m.values.get(grad.name)!, grad.dim, grad.rows, grad.values, m.slots.get(grad.name)!, lr[p], step);
+    }
+    for (const statistic of grads.statistics ?? []) {
+      const average = m.values.get(statistic.name);
+      if (average === undefined) throw new Error(`internal: a batch statistic for \`${statistic.name}\`, which the model does not have`);
+      movingAverage(average, statistic.data);
+    }
+  }
+
   /** tfjs runs one backend at a time: another engine (or test) may have switched it. */
   private async useBackend(): Promise<void> {
     if (this.backend.tf.getBackend() !== this.backend.tfName) await activate(this.backend.tf, this.backend.tfName);
@@ -173,15 +182,15 @@ export class TfjsEngine implements Engine {
   }
 
   /** Loss, gradients and batch moments with dropout on; parameters unchanged. */
-  private compute(m: Built, batch: Batch, step: number): Computed {
+  private compute(m: Built, batch: Batch, step: number, slice?: BatchSlice): Gradients {
     const trained = m.specs.filter((s) => s.role === 'dense');
-    const moments: Computed['moments'] = new Map();
+    const moments = new Map<string, { mean: Float32Array; variance: Float32Array }>();
     if (batch.size === 0) {
-      return { loss: 0, dense: trained.map((s) => ({ name: s.name, shape: [...s.shape], data: new Float32Array(m.values.get(s.name)!.length) })), sparse: [], moments };
+      return { loss: 0, dense: trained.map((s) => ({ name: s.name, shape: [...s.shape], data: new Float32Array(m.values.get(s.name)!.length) })), sparse: [], statistics: [] };
     }
     const prepared = prepareBatch(m.plan, batch, m.values);
     const { tf } = this.backend;
-    const dropoutStream = m.plan.dropout > 0 ? new RandomStream(m.seed, `dropout/${step}`) : null;
+    const dropoutStream = m.plan.dropout > 0 ? dropoutDraws(m.seed, step, batch.size, slice, m.plan.layers.filter((l) => l.hidden).map((l) => l.units)) : null;
     let value = 0;
     let grads: Float32Array[] = [];
     tf.tidy(() => {
@@ -206,7 +215,55 @@ export class TfjsEngine implements Engine {
     let next = trained.length;
     if (prepared.wide !== null) m.rowGradients.add(prepared.wide, grads[next++]!);
     for (const group of prepared.embeddings) m.rowGradients.add(group, grads[next++]!);
-    return { loss: value, dense, sparse: m.rowGradients.finish(), moments };
+    const statistics: NamedTensor[] = [];
+    for (const [layer, { mean, variance }] of moments) {
+      statistics.push({ name: `${layer}/moving_mean`, shape: [mean.length], data: mean });
+      statistics.push({ name: `${layer}/moving_variance`, shape: [variance.length], data: variance });
+    }
+    return { loss: value, dense, sparse: m.rowGradients.finish(), statistics };
+  }
+}
+
+/**
+ * The dropout stream of `step`. For a slice of a global batch (data-parallel training), the
+ * uniforms of the slice's rows within each layer's `total x units` mask: the draws before the
+ * slice and after it are skipped, so the ranks together drop exactly the units one process would.
+ */
+function dropoutDraws(seed: number, step: number, size: number, slice: BatchSlice | undefined, units: number[]): RandomStream {
+  const stream = new RandomStream(seed, `dropout/${step}`);
+  if (slice === undefined || (slice.offset === 0 && slice.total === size)) return stream;
+  if (slice.offset < 0 || slice.offset + size > slice.total) throw new Error(`internal: rows [${slice.offset}, ${slice.offset + size}) are not in a batch of ${slice.total}`);
+  return new SlicedStream(stream, units.map((u) => ({ before: slice.offset * u, take: size * u, after: (slice.total - slice.offset - size) * u })));
+}
+
+/** A RandomStream that skips draws around each layer's part, as `dropoutDraws` says. */
+class SlicedStream extends RandomStream {
+  private layer = 0;
+  private taken = 0;
+  private skippedBefore = false;
+
+  constructor(
+    private readonly source: RandomStream,
+    private readonly parts: { before: number; take: number; after: number }[],
+  ) {
+    super(0, 'unused');
+  }
+
+  override uniform(): number {
+    const part = this.parts[this.layer];
+    if (part === undefined) throw new Error('internal: more dropout draws than the layers have');
+    if (!this.skippedBefore) {
+      for (let i = 0; i < part.before; i++) this.source.nextUint32();
+      this.skippedBefore = true;
+    }
+    const u = this.source.uniform();
+    if (++this.taken === part.take) {
+      for (let i = 0; i < part.after; i++) this.source.nextUint32();
+      this.layer++;
+      this.taken = 0;
+      this.skippedBefore = false;
+    }
+    return u;
   }
 }
 

@@ -1,0 +1,66 @@
+#include "world.h"
+
+namespace wndc {
+
+namespace {
+
+std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm) {
+  const auto& api = nccl::nccl();
+  std::string text = api.ncclGetErrorString ? api.ncclGetErrorString(result) : std::to_string(static_cast<int>(result));
+  if (comm && api.ncclGetLastError) {
+    const char* last = api.ncclGetLastError(comm);
+    if (last && *last) text += std::string(": ") + last;
+  }
+  return text;
+}
+
+}  // namespace
+
+nccl::ncclUniqueId World::uniqueId() {
+  nccl::loadNccl();
+  nccl::ncclUniqueId id{};
+  const nccl::ncclResult_t result = nccl::nccl().ncclGetUniqueId(&id);
+  if (result != nccl::ncclSuccess) throw Error("ncclGetUniqueId: " + ncclText(result, nullptr));
+  return id;
+}
+
+World::World(const nccl::ncclUniqueId& id, int rank, int size) : rank_(rank), size_(size) {
+  nccl::loadNccl();
+  if (size < 1 || rank < 0 || rank >= size) throw Error("rank " + std::to_string(rank) + " of a world of " + std::to_string(size));
+  const nccl::ncclResult_t result = nccl::nccl().ncclCommInitRank(&comm_, size, id, rank);
+  if (result != nccl::ncclSuccess) {
+    comm_ = nullptr;
+    throw Error("ncclCommInitRank (rank " + std::to_string(rank) + " of " + std::to_string(size) + "): " + ncclText(result, nullptr));
+  }
+}
+
+World::~World() {
+  if (comm_) nccl::nccl().ncclCommDestroy(comm_);
+}
+
+void World::check(nccl::ncclResult_t result, const char* operation, const char* what) {
+  if (result == nccl::ncclSuccess) return;
+  throw Error(std::string(operation) + " of " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + "): " + ncclText(result, comm_));
+}
+
+void World::allReduceSum(float* data, size_t count, cudaStream_t stream, const char* what) {
+  if (count == 0) return;
+  check(nccl::nccl().ncclAllReduce(data, data, count, nccl::ncclFloat32, nccl::ncclSum, comm_, stream), "ncclAllReduce", what);
+}
+
+void World::allReduceMax(void* data, size_t count, nccl::ncclDataType_t type, cudaStream_t stream, const char* what) {
+  if (count == 0) return;
+  check(nccl::nccl().ncclAllReduce(data, data, count, type, nccl::ncclMax, comm_, stream), "ncclAllReduce (max)", what);
+}
+
+void World::broadcast(void* data, size_t bytes, int root, cudaStream_t stream, const char* what) {
+  if (bytes == 0) return;
+  check(nccl::nccl().ncclBroadcast(data, data, bytes, nccl::ncclUint8, root, comm_, stream), "ncclBroadcast", what);
+}
+
+void World::allGather(const void* send, void* receive, size_t bytes, cudaStream_t stream, const char* what) {
+  if (bytes == 0) return;
+  check(nccl::nccl().ncclAllGather(send, receive, bytes, nccl::ncclUint8, comm_, stream), "ncclAllGather", what);
+}
+
+}  // namespace wndc

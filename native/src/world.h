@@ -1,0 +1,39 @@
+// One rank of a data-parallel job on GPUs: an NCCL communicator (NCCL loaded at run time, see
+// nccl_api.h) and the collective operations the training step needs, each checked so that a
+// failure becomes an Error naming the operation, this rank and NCCL's reason.
+#pragma once
+
+#include <string>
+
+#include "common.h"
+#include "nccl_api.h"
+
+namespace wndc {
+
+class World {
+ public:
+  /** Joins the job `id` (made by rank 0 with uniqueId()) as `rank` of `size`; blocks until every rank has joined. */
+  World(const nccl::ncclUniqueId& id, int rank, int size);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  static nccl::ncclUniqueId uniqueId();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  void allReduceSum(float* data, size_t count, cudaStream_t stream, const char* what);
+  void allReduceMax(void* data, size_t count, nccl::ncclDataType_t type, cudaStream_t stream, const char* what);
+  void broadcast(void* data, size_t bytes, int root, cudaStream_t stream, const char* what);
+  /** Every rank's `bytes` bytes of `send`, rank after rank, into `receive` (size x bytes). */
+  void allGather(const void* send, void* receive, size_t bytes, cudaStream_t stream, const char* what);
+
+ private:
+  void check(nccl::ncclResult_t result, const char* operation, const char* what);
+
+  nccl::ncclComm_t comm_ = nullptr;
+  int rank_, size_;
+};
+
+}  // namespace wndc

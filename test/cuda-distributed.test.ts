@@ -1,0 +1,101 @@
+// Data parallelism on GPUs (NCCL inside the CUDA addon): two processes, one GPU each, with global
+// batch B give the weights one process gets with batch B. Needs a machine with two GPUs; skipped,
+// saying why, elsewhere. On such a machine: node --import tsx --test test/cuda-distributed.test.ts
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileSource } from '../compiler/compile.js';
+import { CudaEngine } from '../runtime/engine/cuda/engine.js';
+import { cudaAvailability } from '../runtime/engine/cuda/load-addon.js';
+import { REPO } from './support/paths.js';
+import { randomBatch } from './support/random-batch.js';
+
+// Small tables are summed whole, `doc` (large, few rows read a step) travels as touched rows;
+// dropout draws by global row, so the ranks drop the units one process would.
+const SPEC = `
+model dp
+input {
+  clicked: int @label
+  user: string = ""
+  doc: int = 0
+  tags: list<int> = []
+  x: float = 0
+}
+features {
+  user_id = hashed(user, buckets: 50)
+  doc_id = identity(doc, buckets: 200000)
+  tag = multi_hot(tags, max_len: 4, buckets: 30)
+  xs = numeric(x)
+}
+wide {
+  features: [user_id, doc_id, tag, xs]
+  optimizer: ftrl(learning_rate: 0.1)
+}
+deep {
+  features: [embedding(user_id, dim: 8), embedding(doc_id, dim: 16), embedding(tag, dim: 8, combiner: mean), xs]
+  hidden_units: [128, 64]
+  dropout: 0.2
+  optimizer: adagrad(learning_rate: 0.05)
+}
+train {
+  batch_size: 64
+  seed: 3
+}
+`;
+
+function runRank(dir: string, rank: number, size: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env: process.env });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+test('two GPUs over NCCL, global batch 64 (32 rows each): the losses and every parameter and slot of one GPU with batch 64, after 4 steps', async (t) => {
+  const availability = cudaAvailability();
+  if (!availability.ok) return t.skip(availability.reason);
+  if (availability.devices.length < 2) return t.skip(`one GPU here (${availability.devices[0]?.name}); the test needs two`);
+  const config = { steps: 4, batch: 64, seed: 3 };
+  const dir = mkdtempSync(join(tmpdir(), 'wndc-dp-'));
+  writeFileSync(join(dir, 'spec.wnd'), SPEC);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const ranks = await Promise.all([runRank(dir, 0, 2), runRank(dir, 1, 2)]);
+  ranks.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank} failed:\n${r.output}`));
+  const result = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { losses: number[]; state: { name: string; data: number[] }[]; exchange: { table: string; mode: string }[] };
+  assert.deepEqual(
+    result.exchange.map((x) => `${x.table}: ${x.mode}`),
+    ['wide/features/user_id: dense', 'wide/features/doc_id: rows', 'wide/features/tag: dense', 'deep/embeddings/user_id: dense', 'deep/embeddings/doc_id: rows', 'deep/embeddings/tag: dense'].filter((s) => result.exchange.some((x) => s.startsWith(x.table))),
+  );
+
+  // The reference: one process, one GPU, the whole global batches.
+  const ir = compileSource(SPEC, 'spec.wnd', 'wnd').ir!;
+  const engine = await CudaEngine.create({ device: 0, strictFp32: true });
+  try {
+    await engine.build(ir, config.seed);
+    const lr = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
+    const losses: number[] = [];
+    for (let step = 0; step < config.steps; step++) losses.push((await engine.trainStep(randomBatch(ir, config.batch, 1000 + step, config.batch), step, lr)).loss);
+    // Float32 sums in another order (per rank, then across ranks; atomic adds in both): 1e-5 relative.
+    const close = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b));
+    losses.forEach((loss, step) => assert.ok(close(result.losses[step]!, loss), `step ${step} loss ${result.losses[step]} vs ${loss}`));
+    const reference = new Map((await engine.state()).map((s) => [s.name, s.data]));
+    for (const { name, data } of result.state) {
+      const expected = reference.get(name);
+      assert.ok(expected, `unknown tensor ${name}`);
+      let worst = 0;
+      data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - expected![i]!) / Math.max(1, Math.abs(expected![i]!)))));
+      assert.ok(worst <= 1e-5, `${name}: relative difference ${worst}`);
+    }
+  } finally {
+    engine.dispose();
+  }
+});

@@ -1,0 +1,46 @@
+// One rank of the two-GPU equivalence test (test/cuda-distributed.test.ts):
+//   node --import tsx test/support/cuda-rank.ts DIR RANK SIZE
+// Trains DIR/spec.wnd on GPU RANK as rank RANK of SIZE over NCCL, on its share of each global batch
+// of DIR/config.json, and (rank 0) writes the losses and the final state to DIR/result.json. The
+// NCCL job id travels through DIR/id.bin (written by rank 0, renamed into place when complete).
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileSource } from '../../compiler/compile.js';
+import { CudaEngine } from '../../runtime/engine/cuda/engine.js';
+import { randomBatch, sliceBatch } from './random-batch.js';
+
+const [dir, rankText, sizeText] = process.argv.slice(2) as [string, string, string];
+const rank = Number(rankText);
+const size = Number(sizeText);
+const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { steps: number; batch: number; seed: number };
+const ir = compileSource(readFileSync(join(dir, 'spec.wnd'), 'utf8'), 'spec.wnd', 'wnd').ir!;
+const engine = await CudaEngine.create({ device: rank, strictFp32: true });
+await engine.build(ir, config.seed);
+const idFile = join(dir, 'id.bin');
+let id: Uint8Array;
+if (rank === 0) {
+  id = engine.newJobId();
+  writeFileSync(`${idFile}.tmp`, id);
+  renameSync(`${idFile}.tmp`, idFile);
+} else {
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(idFile)) {
+    if (Date.now() > deadline) throw new Error(`rank ${rank}: no job id from rank 0 after 60 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  id = new Uint8Array(readFileSync(idFile));
+}
+engine.joinWorld(id, rank, size);
+const per = config.batch / size;
+const lr = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
+const losses: number[] = [];
+for (let step = 0; step < config.steps; step++) {
+  const global = randomBatch(ir, config.batch, 1000 + step, config.batch);
+  const result = await engine.trainStep(sliceBatch(ir, global, rank * per, per), step, lr, { offset: rank * per, total: config.batch });
+  losses.push(result.loss);
+}
+if (rank === 0) {
+  const state = (await engine.state()).map((t) => ({ name: t.name, data: Array.from(t.data) }));
+  writeFileSync(join(dir, 'result.json'), JSON.stringify({ losses, state, exchange: engine.exchangePlan() }));
+}
+engine.dispose();
