@@ -93,8 +93,10 @@ export async function launchWorkers(argv: readonly string[], request: { kind: 'w
   const env: NodeJS.ProcessEnv = { ...process.env, WNDC_CONTROL: control };
   delete env.WNDC_RANK;
   try {
-    if (request.kind === 'workers') {
-      const mpirun = findMpirun();
+    // GPU ranks run under mpirun too when it is there: MPI carries the host-side collectives
+    // (the NCCL job id, metrics, the model broadcast), NCCL the gradients.
+    const mpirun = findMpirun();
+    if (request.kind === 'workers' || mpirun !== undefined) {
       if (mpirun === undefined) {
         throw new UsageError(`--workers ${request.count} starts ${request.count} processes under Open MPI's mpirun, which is not installed here; install it (Debian/Ubuntu: apt-get install openmpi-bin) or start the ranks yourself: mpirun -np ${request.count} wndc run ... --hvd`, EXIT.failure);
       }
@@ -258,7 +260,7 @@ async function openCollective(environment: Exclude<LaunchEnvironment, { mode: 's
   if (environment.mode === 'env') {
     // The rendezvous works now; what it will carry, NCCL's unique id, needs the CUDA addon's NCCL.
     await rendezvous({ rank: environment.rank, size: environment.size, host: environment.masterAddr, port: environment.masterPort, payload: new Uint8Array(0), timeoutMs: timeout * 1000 });
-    if ((flags.engine ?? 'cuda') === 'cuda') throw new UnsupportedDistributedError('multi-GPU training with the CUDA engine comes with NCCL support, which is not built yet; `--workers N` trains data-parallel on the CPU');
+    if ((flags.engine ?? 'cuda') === 'cuda') throw new UnsupportedDistributedError('GPU ranks sum their gradients over NCCL, but their host-side collectives (the NCCL job id, metrics, the model broadcast) go through MPI: start them with `mpirun -np N wndc run ... --hvd --engine cuda`, or `--gpus N` where Open MPI is installed');
     throw new UnsupportedDistributedError('ranks started through WNDC_RANK/WNDC_MASTER_ADDR wire NCCL for the GPU engine; CPU ranks all-reduce with MPI: start them with `mpirun -np N wndc run ... --hvd` or `--workers N`');
   }
   try {

@@ -14,7 +14,8 @@ import type { RawSource } from '../runtime/data/contracts.js';
 import { specHash } from '../runtime/data/spec-hash.js';
 import { synthSource } from '../runtime/data/synth.js';
 import type { CudaEngine } from '../runtime/engine/cuda/engine.js';
-import { UnsupportedDistributedError, UnsupportedPrecisionError, type Engine, type LearningRates } from '../runtime/engine/engine.js';
+import { LocalCollective, type Collective } from '../runtime/distributed/collective.js';
+import { UnsupportedDistributedError, UnsupportedPrecisionError, type BatchSlice, type Engine, type LearningRates } from '../runtime/engine/engine.js';
 import { evaluate, trainModel, TrainingError } from '../runtime/train/trainer.js';
 import { compileSpecFile } from './commands.js';
 import { EXIT, median, UsageError, wholeNumberFlag, type CliIO } from './io.js';
@@ -89,14 +90,14 @@ function checkCudaFlags(engine: string, f: RunFlags): void {
   if (f.profile && (!f.benchmark || engine !== 'cuda')) throw new UsageError('--profile times the phases of CUDA steps: it goes with --benchmark and --engine cuda');
 }
 
-async function createEngine(name: string | undefined, flags: RunFlags): Promise<Engine> {
+async function createEngine(name: string | undefined, flags: RunFlags, device = 0): Promise<Engine> {
   const choice = name ?? 'tfjs';
   if (!(ENGINES as readonly string[]).includes(choice)) throw new UsageError(`--engine takes one of ${ENGINES.join(', ')}, not ${JSON.stringify(choice)}`);
   checkCudaFlags(choice, flags);
   if (choice === 'cuda') {
     const [{ CudaEngine }, { CudaUnavailableError }] = await Promise.all([import('../runtime/engine/cuda/engine.js'), import('../runtime/engine/cuda/load-addon.js')]);
     try {
-      return await CudaEngine.create({ strictFp32: flags.tf32 === false });
+      return await CudaEngine.create({ strictFp32: flags.tf32 === false, device });
     } catch (e) {
       // A missing GPU, driver, addon build or cuBLASLt: one line saying what, no stack.
       if (e instanceof CudaUnavailableError) throw new UsageError(`--engine cuda cannot run here: ${e.message}; \`--engine tfjs\` trains on the CPU`, EXIT.failure);
@@ -168,7 +169,9 @@ export async function runCommand(file: string, flags: RunFlags, cliIO: CliIO, ar
   const modes = [flags.evaluate, flags.predict !== undefined, flags.benchmark].filter(Boolean).length;
   if (modes > 1) throw new UsageError('choose one of --evaluate, --predict and --benchmark');
   const launch = launchRequest(flags);
-  if (launch !== null && (flags.predict !== undefined || flags.benchmark)) throw new UsageError(`--${launch.kind} trains or evaluates data-parallel; --predict and --benchmark run in one process`);
+  if (launch !== null && (flags.predict !== undefined || (flags.benchmark && launch.kind !== 'gpus'))) {
+    throw new UsageError(`--${launch.kind} trains or evaluates data-parallel${launch.kind === 'gpus' ? ' or benchmarks' : ''}; --predict${launch.kind === 'gpus' ? '' : ' and --benchmark'} run${launch.kind === 'gpus' ? 's' : ''} in one process`);
+  }
   if (flags.perRankBatchSize !== undefined && flags.globalBatchSize !== undefined) throw new UsageError('choose one of --global_batch_size (split over the ranks) and --per_rank_batch_size (each rank\'s share)');
   const ir = compileSpecFile(file, cliIO);
   if (ir === undefined) return EXIT.diagnostics;
@@ -183,10 +186,12 @@ export async function runCommand(file: string, flags: RunFlags, cliIO: CliIO, ar
 async function runRank(file: string, ir: ModelIR, flags: RunFlags, modelDir: string, keep: number, world: World): Promise<number> {
   const { collective, io } = world;
   const distributed = collective.size > 1;
-  if (distributed && (flags.predict !== undefined || flags.benchmark)) throw new UsageError('--predict and --benchmark run in one process, not under --hvd');
+  if (distributed && (flags.predict !== undefined || (flags.benchmark && flags.engine !== 'cuda'))) throw new UsageError('--predict (and --benchmark on the CPU) run in one process, not under --hvd');
   if (flags.perRankBatchSize !== undefined) ir.train.batchSize = wholeNumberFlag('--per_rank_batch_size', flags.perRankBatchSize, 1, 1) * collective.size;
   try {
-    const engine = await createEngine(flags.engine, flags);
+    // One GPU per rank of a host: the rank's local rank picks it.
+    const device = world.environment.mode === 'single' ? 0 : world.environment.localRank;
+    const engine = await createEngine(flags.engine, flags, device);
     try {
       if (ir.train.mixedPrecision !== 'off' && !engine.capabilities.mixedPrecision.includes(ir.train.mixedPrecision)) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
       if (flags.predict !== undefined) return await predictCommand(ir, engine, flags, modelDir, file, io);
@@ -200,7 +205,7 @@ async function runRank(file: string, ir: ModelIR, flags: RunFlags, modelDir: str
         if (distributed) await collective.barrier();
       }
       io.stderr(`model ${ir.model}: ${ir.sizes.parameters.total.toLocaleString('en-US')} parameters on ${engine.capabilities.device}${distributed ? ` x ${collective.size} ranks (${collective.backend})` : ''}; data ${data.origin}: ${data.train.rows.toLocaleString('en-US')} train rows${data.valid ? `, ${data.valid.rows.toLocaleString('en-US')} validation rows` : ''}\n`);
-      if (flags.benchmark) return engine.name === 'cuda' ? await cudaBenchmark(ir, engine as CudaEngine, data.train, flags, io) : await benchmark(ir, engine, data, flags, io);
+      if (flags.benchmark) return engine.name === 'cuda' ? await cudaBenchmark(ir, engine as CudaEngine, data.train, flags, io, collective) : await benchmark(ir, engine, data, flags, io);
       if (flags.evaluate) {
         const ckpt = await restoreLatest(ir, engine, modelDir, file);
         const e = await evaluate(ir, engine, data.valid ?? data.train, collective);
@@ -293,12 +298,19 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
  * on the device. `disk`: batches are read from the shards and uploaded each step, the next batch
  * read while the device runs the current one; a step's time runs from the end of the previous one.
  */
-export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: ShardSet, flags: RunFlags, io: CliIO): Promise<number> {
+export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: ShardSet, flags: RunFlags, io: CliIO, collective: Collective = new LocalCollective()): Promise<number> {
   const { steps, warmup } = benchmarkSteps(flags);
   const source = flags.benchmarkSource === 'disk' ? 'disk' : 'device';
-  const batchSize = ir.train.batchSize;
+  const world = collective.size;
+  if (world > 1 && source === 'disk') throw new UsageError('with several GPUs, --benchmark trains on data preloaded on each GPU: drop --benchmark-source disk');
+  if (ir.train.batchSize % world !== 0) throw new UsageError(`the global batch of ${ir.train.batchSize} rows does not split evenly over ${world} GPUs`);
+  // Each rank trains on its share of every global batch; the figures are the global batch's.
+  const globalBatch = ir.train.batchSize;
+  const batchSize = globalBatch / world;
+  const slice = (): BatchSlice | undefined => (world > 1 ? { offset: collective.rank * batchSize, total: globalBatch } : undefined);
   const lr: LearningRates = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
   await engine.build(ir, ir.train.seed);
+  if (world > 1) await engine.joinCollective(collective);
   const seconds: number[] = [];
   /** Host time to queue one step (device source): what CUDA Graphs would save. */
   const hostSeconds: number[] = [];
@@ -310,7 +322,7 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
   if (flags.profile && warmup === 0) engine.setProfiling(true);
   if (source === 'device') {
     datasetBytes = engine.preload(train);
-    const orders = new DeviceOrders(train.rows, batchSize, ir.train.seed);
+    const orders = new DeviceOrders(train.rows, batchSize, ir.train.seed + collective.rank);
     // One row order for the whole run (each epoch's permutation, back to back), set once: changing
     // it between steps would wait for the GPU. Steps are queued in groups and the group's time
     // shared among its steps, so the GPU never idles while the host queues the next step.
@@ -330,7 +342,7 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
     for (let step = 0; step < total; step++) {
       if (step === warmup && flags.profile) engine.setProfiling(true); // phases of the measured steps only
       const enqueueStart = performance.now();
-      engine.enqueuePreloaded(step * batchSize, batchSize, step, lr);
+      engine.enqueuePreloaded(step * batchSize, batchSize, step, lr, slice());
       if (step >= warmup) hostSeconds.push((performance.now() - enqueueStart) / 1000);
       queued.push(step);
       if (queued.length === group || step + 1 === total || step + 1 === warmup) {
@@ -366,10 +378,11 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
     gpu: engine.device.name,
     precision,
     source,
-    batchSize,
+    batchSize: globalBatch,
+    ...(world > 1 ? { gpus: world, exchange: engine.exchangePlan() } : {}),
     measuredSteps: seconds.length,
     warmupSteps: warmup,
-    examplesPerSecond: Math.round(batchSize / stepSeconds),
+    examplesPerSecond: Math.round(globalBatch / stepSeconds),
     stepMilliseconds: Number((stepSeconds * 1000).toFixed(3)),
     peakDeviceMemoryBytes: engine.memory().peak,
     ...(datasetBytes !== undefined ? { datasetBytes } : {}),

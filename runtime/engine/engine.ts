@@ -91,8 +91,14 @@ export interface Engine {
    * An engine that cannot train data-parallel leaves it out or throws UnsupportedDistributedError.
    */
   applyGradients?(grads: Gradients, step: number, lr: LearningRates): Promise<void>;
+  /**
+   * For an engine that sums over the ranks itself (the CUDA engine, over NCCL): joins the ranks of
+   * `collective`; the trainer then calls `trainStep(batch, step, lr, slice)` with this rank's slice
+   * of the global batch instead of `gradients` + `applyGradients`.
+   */
+  joinCollective?(collective: import('../distributed/collective.js').Collective): Promise<void>;
   /** One training step: gradients, then each part's optimizer with its learning rate. */
-  trainStep(batch: Batch, step: number, lr: LearningRates): Promise<StepResult>;
+  trainStep(batch: Batch, step: number, lr: LearningRates, slice?: BatchSlice): Promise<StepResult>;
   /** Every parameter and optimizer slot (slots named `<param>/<slot>`), for checkpoints and parity tests. */
   state(): Promise<NamedTensor[]>;
   /** Restores what `state()` returned; names and shapes must match. */

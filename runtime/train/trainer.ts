@@ -76,7 +76,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
   const distributed = collective.size > 1;
   const writer = collective.rank === 0;
   const modelDir = writer ? o.modelDir : undefined;
-  if (distributed && engine.applyGradients === undefined) throw new UnsupportedDistributedError(`the ${engine.name} engine cannot train data-parallel`);
+  if (distributed && engine.applyGradients === undefined && engine.joinCollective === undefined) throw new UnsupportedDistributedError(`the ${engine.name} engine cannot train data-parallel`);
   if (ir.train.batchSize % collective.size !== 0) {
     throw new TrainingError(`the global batch of ${ir.train.batchSize} rows does not split evenly over ${collective.size} ranks; give --global_batch_size a multiple of ${collective.size}, or --per_rank_batch_size`);
   }
@@ -109,6 +109,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
       position = { step: ckpt.meta.step, startEpoch: ckpt.meta.epoch, skipBatches: Math.round(ckpt.meta.epochRows / ir.train.batchSize), resumedFrom: ckpt.meta.step };
     }
   }
+  if (distributed && engine.joinCollective !== undefined) await engine.joinCollective(collective);
   if (distributed) position = await broadcastModel(collective, engine, position);
   let { step, skipBatches } = position;
   const { startEpoch, resumedFrom } = position;
@@ -208,6 +209,11 @@ class ParallelStep {
     const total = batchInEpoch < this.fullBatches ? global : this.rows - this.fullBatches * global;
     const offset = batchInEpoch < this.fullBatches ? rank * (global / world) : Math.floor((rank * total) / world);
     const localRows = batch.size;
+    if (this.engine.joinCollective !== undefined) {
+      // The engine sums gradients and loss over the ranks itself (NCCL on the GPUs).
+      const result = await this.engine.trainStep(batch, step, lr, { offset, total });
+      return { loss: result.loss, rows: total };
+    }
     const grads = await this.engine.gradients(batch, step, { offset, total });
     const reduced = await reduceGradients(this.collective, this.layout, grads, localRows, total);
     await this.engine.applyGradients!(reduced, step, lr);

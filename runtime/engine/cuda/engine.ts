@@ -13,6 +13,7 @@ import type { ModelIR, OptimizerIR } from '../../../compiler/ir.js';
 import type { Batch } from '../../data/contracts.js';
 import type { ShardSet } from '../../data/shards.js';
 import { adamStepSize, slotLayout, type SlotSpec } from '../../optim/index.js';
+import { broadcastBytes, type Collective } from '../../distributed/collective.js';
 import type { BatchSlice, Engine, EngineCapabilities, Gradients, LearningRates, NamedTensor, StepResult } from '../engine.js';
 import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
 import { dropoutMask } from '../tfjs/model.js';
@@ -162,11 +163,6 @@ export class CudaEngine implements Engine {
   }
 
   /** Uploads the batch before the first `await`, so the caller may refill it while the step runs. */
-  /** Data-parallel training on GPUs needs the NCCL all-reduce inside the addon: not yet. */
-  async applyGradients(_grads: Gradients, _step: number, _lr: LearningRates): Promise<void> {
-    const { UnsupportedDistributedError } = await import('../engine.js');
-    throw new UnsupportedDistributedError('multi-GPU training with the CUDA engine comes with NCCL support, which is not built yet; `--workers N --engine tfjs` trains data-parallel on the CPU');
-  }
 
   /**
    * With `slice` (after joinWorld): this rank's rows of a global batch; the step sums gradients and
@@ -212,11 +208,11 @@ export class CudaEngine implements Engine {
    * Enqueues that step and returns at once, so the host can queue the next while the GPU runs
    * (benchmarks); `synchronize` waits for every step enqueued and gives the last one's loss.
    */
-  enqueuePreloaded(start: number, size: number, step: number, lr: LearningRates): void {
+  enqueuePreloaded(start: number, size: number, step: number, lr: LearningRates, slice?: BatchSlice): void {
     const m = this.model();
     if (!(Number.isInteger(start) && start >= 0 && size >= 1 && start + size <= m.orderLength)) throw new Error(`internal: rows [${start}, ${start + size}) outside the order of ${m.orderLength} rows`);
     this.checkCapacity(m, size);
-    const scalars = this.scalars(m, step, lr);
+    const scalars = { ...this.scalars(m, step, lr), ...(slice ? { globalRows: slice.total, rowOffset: slice.offset } : {}) };
     m.model.selectRows(start, size);
     m.model.trainStep(step, scalars, this.masks(m, size, step));
   }
@@ -244,6 +240,15 @@ export class CudaEngine implements Engine {
     const m = this.model();
     m.model.joinWorld(id, rank, size);
     m.model.broadcastState(0);
+  }
+
+  /**
+   * Joins the ranks of `collective` over NCCL (rank 0 makes the job id, the host collective carries
+   * it): afterwards `trainStep(batch, step, lr, slice)` sums gradients and loss over the ranks.
+   */
+  async joinCollective(collective: Collective): Promise<void> {
+    const id = await broadcastBytes(collective, collective.rank === 0 ? this.newJobId() : null, 0);
+    this.joinWorld(id, collective.rank, collective.size);
   }
 
   /** How each table's gradients travel between ranks (after joinWorld). */
