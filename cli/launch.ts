@@ -100,7 +100,8 @@ export async function launchWorkers(argv: readonly string[], request: { kind: 'w
       if (mpirun === undefined) {
         throw new UsageError(`--workers ${request.count} starts ${request.count} processes under Open MPI's mpirun, which is not installed here; install it (Debian/Ubuntu: apt-get install openmpi-bin) or start the ranks yourself: mpirun -np ${request.count} wndc run ... --hvd`, EXIT.failure);
       }
-      const forward = Object.keys(env).filter((name) => name.startsWith('WNDC_'));
+      // Forwarded to every rank, also on other hosts: wndc's own settings, and where CUDA, cuBLASLt and NCCL live and how NCCL behaves.
+      const forward = Object.keys(env).filter((name) => /^(WNDC_|NCCL_|CUDA_)/.test(name) || name === 'LD_LIBRARY_PATH' || name === 'PATH');
       children.push(spawn(mpirun, [...mpirunArguments(request.count, forward), ...self, ...args, '--hvd'], { cwd: io.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
     } else {
       const port = await freePort();
