@@ -379,7 +379,8 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
     precision,
     source,
     batchSize: globalBatch,
-    ...(world > 1 ? { gpus: world, exchange: engine.exchangePlan() } : {}),
+    // The tables whose touched rows travel between the GPUs (the others are summed whole).
+    ...(world > 1 ? { gpus: world, tablesExchangedAsRows: engine.exchangePlan().filter((x) => x.mode === 'rows').map((x) => x.table) } : {}),
     measuredSteps: seconds.length,
     warmupSteps: warmup,
     examplesPerSecond: Math.round(globalBatch / stepSeconds),
