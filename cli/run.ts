@@ -309,7 +309,8 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
   const batchSize = globalBatch / world;
   const slice = (): BatchSlice | undefined => (world > 1 ? { offset: collective.rank * batchSize, total: globalBatch } : undefined);
   const lr: LearningRates = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
-  await engine.build(ir, ir.train.seed);
+  // Buffers for this rank's share of a batch, not the whole global batch.
+  await engine.build(world > 1 ? { ...ir, train: { ...ir.train, batchSize, evalBatchSize: batchSize } } : ir, ir.train.seed);
   if (world > 1) await engine.joinCollective(collective);
   const seconds: number[] = [];
   /** Host time to queue one step (device source): what CUDA Graphs would save. */

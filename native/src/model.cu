@@ -713,22 +713,53 @@ class ModelImpl final : public Model {
   void exchange() {
     startDenseAllReduce();
     denseStarted_ = false;
+    const int size = world_->size();
     onComm([&] {
       world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
+      // Tables that may travel as rows: their touched rows, counted on every rank.
+      for (size_t c = 0; c < candidates_.size(); c++) {
+        const int p = tables_[candidates_[c]];
+        TableExchange& x = exchange_[candidates_[c]];
+        launchSelectFlagged(commStream_, touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, x.list, counts_ + c, selectTemp_, selectTempBytes_);
+      }
+      if (!candidates_.empty()) {
+        world_->allGather(counts_, allCounts_, candidates_.size() * sizeof(int), commStream_, "the touched-row counts");
+        check(cudaMemcpyAsync(hostCounts_, allCounts_, candidates_.size() * size * sizeof(int), cudaMemcpyDeviceToHost, commStream_), "copy the touched-row counts");
+        // The one wait of a data-parallel step: every rank then makes the same choice per table.
+        check(cudaStreamSynchronize(commStream_), "count the touched rows on every rank");
+      }
+      for (size_t c = 0; c < candidates_.size(); c++) {
+        const int p = tables_[candidates_[c]];
+        const Parameter& spec = plan_.parameters[p];
+        TableExchange& x = exchange_[candidates_[c]];
+        int most = 0;
+        for (int r = 0; r < size; r++) most = std::max(most, hostCounts_[r * candidates_.size() + c]);
+        const double rowBytes = (double)size * (1 + most + (double)most * spec.dim) * 4;
+        const double wholeBytes = (double)spec.size * 4 + spec.rows;
+        x.rows = rowBytes < wholeBytes;
+        x.used = most;
+        if (x.rows) launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, exchangeOverflow_);
+      }
+      world_->groupStart();
       for (size_t t = 0; t < tables_.size(); t++) {
         const int p = tables_[t];
         const Parameter& spec = plan_.parameters[p];
-        ParameterBuffers& b = buffers_[p];
-        TableExchange& x = exchange_[t];
-        if (!x.rows) {
-          world_->allReduceSum(keyGrad_ + b.gradBase, spec.size, commStream_, spec.name.c_str());
-          world_->allReduceMax(touched_ + b.rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
-          continue;
+        const TableExchange& x = exchange_[t];
+        if (x.rows) {
+          world_->allGather(x.send, x.receive, (1 + (size_t)x.used * (1 + spec.dim)) * sizeof(int), commStream_, spec.name.c_str());
+        } else {
+          world_->allReduceSum(keyGrad_ + buffers_[p].gradBase, spec.size, commStream_, spec.name.c_str());
+          world_->allReduceMax(touched_ + buffers_[p].rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
         }
-        launchSelectFlagged(commStream_, touched_ + b.rowBase, spec.rows, exchangeRows_, exchangeCount_, selectTemp_, selectTempBytes_);
-        launchPackRows(commStream_, exchangeRows_, exchangeCount_, x.capacity, keyGrad_ + b.gradBase, spec.dim, x.send, exchangeOverflow_);
-        world_->allGather(x.send, x.receive, x.words * sizeof(int), commStream_, spec.name.c_str());
-        launchUnpackRows(commStream_, x.receive, x.words, world_->size(), world_->rank(), x.capacity, keyGrad_ + b.gradBase, spec.dim, touched_ + b.rowBase);
+      }
+      world_->groupEnd();
+      for (size_t t = 0; t < tables_.size(); t++) {
+        const int p = tables_[t];
+        const Parameter& spec = plan_.parameters[p];
+        const TableExchange& x = exchange_[t];
+        if (x.rows)
+          launchUnpackRows(commStream_, x.receive, 1 + (long long)x.used * (1 + spec.dim), size, world_->rank(), x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
+                           touched_ + buffers_[p].rowBase);
       }
     });
     mark("exchange over the ranks");
@@ -755,28 +786,30 @@ class ModelImpl final : public Model {
    */
   void planExchange(int size) {
     exchange_.assign(tables_.size(), TableExchange{});
+    candidates_.clear();
     std::vector<long long> reads(plan_.parameters.size(), 0);
     for (const Lookup& l : plan_.wideLookups) reads[l.table] += l.width;
     for (const Piece& piece : plan_.pieces)
       if (piece.kind == Piece::Embedding) reads[piece.lookup.table] += piece.lookup.width;
-    long long maxRows = 1;
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
+      // A rank touches at most this many rows a step: the batch's reads of the table, at most its rows.
       const long long capacity = std::min<long long>(spec.rows, reads[p] * plan_.batchCapacity);
-      const double wholeBytes = (double)spec.size * 4 + spec.rows;
-      const double rowBytes = (double)size * (1 + capacity + capacity * spec.dim) * 4;
+      if ((double)spec.size * 4 < kRowExchangeMinBytes || capacity == 0) continue;
       TableExchange& x = exchange_[t];
-      if (rowBytes >= wholeBytes || capacity == 0) continue;
       x.rows = true;
       x.capacity = static_cast<int>(capacity);
-      x.words = 1 + capacity + capacity * spec.dim;
-      x.send = memory_.make<int>("data parallelism:row records", x.words);
-      x.receive = memory_.make<int>("data parallelism:row records", x.words * size);
-      maxRows = std::max(maxRows, spec.rows);
+      const long long words = 1 + capacity * (1 + spec.dim);
+      x.list = memory_.make<int>("data parallelism:row lists", capacity > 0 ? spec.rows : 1);
+      x.send = memory_.make<int>("data parallelism:row records", words);
+      x.receive = memory_.make<int>("data parallelism:row records", words * size);
+      candidates_.push_back(t);
     }
-    exchangeRows_ = memory_.make<int>("data parallelism:row lists", maxRows);
-    exchangeCount_ = memory_.make<int>("data parallelism:row lists", 1);
+    counts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size()));
+    allCounts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size() * size));
+    check(cudaHostAlloc(reinterpret_cast<void**>(&hostCounts_), std::max<size_t>(1, candidates_.size() * size) * sizeof(int), cudaHostAllocDefault),
+          "allocate pinned host memory");
     exchangeOverflow_ = memory_.make<int>("data parallelism:row lists", 1);
     check(cudaMemset(exchangeOverflow_, 0, sizeof(int)), "clear a flag");
   }
@@ -1052,6 +1085,8 @@ class ModelImpl final : public Model {
     if (copyStream_) cudaStreamSynchronize(copyStream_);
     if (commStream_) cudaStreamSynchronize(commStream_);
     world_.reset();
+    if (hostCounts_) cudaFreeHost(hostCounts_);
+    hostCounts_ = nullptr;
     if (commStream_) cudaStreamDestroy(commStream_);
     if (computeReady_) cudaEventDestroy(computeReady_);
     if (commDone_) cudaEventDestroy(commDone_);
@@ -1137,20 +1172,29 @@ class ModelImpl final : public Model {
   int *goodSteps_ = nullptr, *skipped_ = nullptr, *overflow_ = nullptr;
 
   // Data parallelism (joinWorld).
+  /**
+   * How one table's gradients travel: a table of at least kRowExchangeMinBytes may go as its touched
+   * rows; each step every rank counts them, the counts are all-gathered, and every rank picks the
+   * cheaper of the rows (`rows`, `used` of them per rank at most) and the whole accumulator.
+   */
   struct TableExchange {
     bool rows = false;
     int capacity = 0;
-    long long words = 0;
+    int used = 0;
+    int* list = nullptr;
     int* send = nullptr;
     int* receive = nullptr;
   };
+  static constexpr double kRowExchangeMinBytes = 256 * 1024;
+  std::vector<size_t> candidates_;
+  int* counts_ = nullptr;
+  int* allCounts_ = nullptr;
+  int* hostCounts_ = nullptr;
   std::unique_ptr<World> world_;
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr;
   bool denseStarted_ = false;
   std::vector<TableExchange> exchange_;
-  int* exchangeRows_ = nullptr;
-  int* exchangeCount_ = nullptr;
   int* exchangeOverflow_ = nullptr;
   float* denseArena_ = nullptr;
   long long denseArenaFloats_ = 0;

@@ -63,4 +63,8 @@ void World::allGather(const void* send, void* receive, size_t bytes, cudaStream_
   check(nccl::nccl().ncclAllGather(send, receive, bytes, nccl::ncclUint8, comm_, stream), "ncclAllGather", what);
 }
 
+void World::groupStart() { check(nccl::nccl().ncclGroupStart(), "ncclGroupStart", "a group of operations"); }
+
+void World::groupEnd() { check(nccl::nccl().ncclGroupEnd(), "ncclGroupEnd", "a group of operations"); }
+
 }  // namespace wndc

@@ -28,6 +28,9 @@ class World {
   void broadcast(void* data, size_t bytes, int root, cudaStream_t stream, const char* what);
   /** Every rank's `bytes` bytes of `send`, rank after rank, into `receive` (size x bytes). */
   void allGather(const void* send, void* receive, size_t bytes, cudaStream_t stream, const char* what);
+  /** Between these, NCCL operations are queued together and launched as one at groupEnd. */
+  void groupStart();
+  void groupEnd();
 
  private:
   void check(nccl::ncclResult_t result, const char* operation, const char* what);

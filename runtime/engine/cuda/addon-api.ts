@@ -218,7 +218,11 @@ export interface NativeModel {
   joinWorld(id: Uint8Array, rank: number, size: number): void;
   /** Copies every parameter and optimizer slot of rank `root` to every rank. */
   broadcastState(root: number): void;
-  /** How each table's gradients travel: summed whole (`dense`) or as the touched rows (`rows`). */
+  /**
+   * How each table's gradients travelled in the last step: summed whole (`dense`) or as the touched
+   * rows (`rows`; chosen per step from the all-gathered counts, for tables of 256 KiB or more).
+   * Before the first step: the tables that may travel as rows.
+   */
   exchangePlan(): { table: string; mode: 'dense' | 'rows' }[];
 }
 
