@@ -58,10 +58,13 @@ struct OptimizerArgs {
 };
 
 // --- lookups ---
+/** `touched` (optional): flags the rows read, for data parallelism's early count. */
 void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias,
-                       const float* numericWeights, const int* numericColumns, int numericCount, float* wideLogit, BadId* bad);
+                       const float* numericWeights, const int* numericColumns, int numericCount, float* wideLogit, BadId* bad,
+                       unsigned char* touched = nullptr);
 template <typename T>
-void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad);
+void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad,
+                            unsigned char* touched = nullptr);
 template <typename T>
 void launchDenseInputs(cudaStream_t s, const BatchView& b, const DevDenseJob* jobs, int count, T* x0, int inputWidth, BadId* bad);
 void launchWideBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* dz, float* keyGrad,

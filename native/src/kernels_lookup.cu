@@ -61,7 +61,7 @@ __device__ __forceinline__ long long readId(const BatchView& b, long long r, con
 }
 
 __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
-                            const int* numericColumns, int numericCount, float* wideLogit, BadId* bad) {
+                            const int* numericColumns, int numericCount, float* wideLogit, BadId* bad, unsigned char* touched) {
   for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < b.size; row += gridDim.x * blockDim.x) {
     long long r = sourceRow(b, row);
     float sum = bias ? bias[0] : 0.0f;
@@ -74,6 +74,7 @@ __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, co
         long long id = readId(b, r, L, j, row, 0, bad, &w);
         if (id < 0) continue;
         sum += L.table[id] * (w * scale);
+        if (touched) touched[L.rowBase + id] = 1;
       }
     }
     for (int k = 0; k < numericCount; k++) sum += numericWeights[k] * b.numeric[r * b.numericWidth + numericColumns[k]];
@@ -119,7 +120,7 @@ __device__ __forceinline__ float warpCombinerScale(const BatchView& b, long long
 
 /** One warp per (row, lookup); lanes over the vector's elements, 4 adjacent floats each when the width allows. */
 template <typename T>
-__global__ void embeddingForward(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
+__global__ void embeddingForward(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
   for (long long item = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); item < (long long)b.size * count; item += warps) {
@@ -136,6 +137,7 @@ __global__ void embeddingForward(BatchView b, const DevLookup* lookups, int coun
       float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (int j0 = 0; j0 < n; j0 += 32) {
         const WarpSlots mine = warpSlots(b, r, L, n, j0, scale, row, lane, d0 == 0 ? bad : nullptr);
+        if (touched && d0 == 0 && mine.id >= 0) touched[L.rowBase + mine.id] = 1;
         const int slots = min(32, n - j0);
         for (int k = 0; k < slots; k++) {
           const long long id = __shfl_sync(0xffffffffu, mine.id, k);
@@ -212,7 +214,7 @@ __device__ __forceinline__ long long rowSlotId(const BatchView& b, long long r, 
  * dependent load. Lanes cover 4 adjacent floats of a vector (128 per pass).
  */
 template <typename T>
-__global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
+__global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
   __shared__ DevLookup shared[kRowLookupsMax];
   for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
   __syncthreads();
@@ -235,6 +237,7 @@ __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int 
         for (int j = 0; j < n; j++) {
           float w;
           const long long id = rowSlotId(b, r, ids, L, j, row, d0 == 0 && lane == 0 ? bad : nullptr, &w);
+          if (id >= 0 && touched && d0 == 0 && lane == 0) touched[L.rowBase + id] = 1;
           if (id < 0 || d >= L.dim) continue;
           const float c = w * scale;
           const float* src = L.table + id * L.dim + d;
@@ -446,9 +449,9 @@ __global__ void embeddingBackward(BatchView b, const DevLookup* lookups, int cou
 }  // namespace
 
 void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
-                       const int* numericColumns, int numericCount, float* wideLogit, BadId* bad) {
+                       const int* numericColumns, int numericCount, float* wideLogit, BadId* bad, unsigned char* touched) {
   if (b.size == 0) return;
-  wideForward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, bias, numericWeights, numericColumns, numericCount, wideLogit, bad);
+  wideForward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, bias, numericWeights, numericColumns, numericCount, wideLogit, bad, touched);
   checkLaunch("wide forward kernel");
 }
 
@@ -460,14 +463,14 @@ static bool rowWise(const BatchView& b, int count) {
 }
 
 template <typename T>
-void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
+void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
   if (b.size == 0 || count == 0) return;
   if (rowWise(b, count)) {
-    embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad);
+    embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad, touched);
     checkLaunch("embedding lookup kernel");
     return;
   }
-  embeddingForward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad);
+  embeddingForward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad, touched);
   checkLaunch("embedding lookup kernel");
 }
 
@@ -499,7 +502,7 @@ void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup
 }
 
 #define WNDC_INSTANTIATE(T)                                                                                                        \
-  template void launchEmbeddingForward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, T*, int, BadId*);             \
+  template void launchEmbeddingForward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, T*, int, BadId*, unsigned char*);             \
   template void launchDenseInputs<T>(cudaStream_t, const BatchView&, const DevDenseJob*, int, T*, int, BadId*);                \
   template void launchEmbeddingBackward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, const T*, int, float*, unsigned char*);
 WNDC_INSTANTIATE(float)

@@ -292,6 +292,9 @@ class ModelImpl final : public Model {
     uploadMasks(masks);
     resetStepFlags();
     forward(true, step, masks);
+    // Data parallelism: the rows this batch touches are known now; counting them across the ranks
+    // while the backward pass runs keeps the host's wait for the counts off the GPU's path.
+    if (world_) countTouchedRows();
     backward(step, masks);
     if (world_) exchange();
     compactTouched();
@@ -506,12 +509,12 @@ class ModelImpl final : public Model {
     if (hasWide_)
       launchWideForward(stream_, view_, wideLookupsDev_, (int)plan_.wideLookups.size(), plan_.wideBias >= 0 ? buffers_[plan_.wideBias].value : nullptr,
                         plan_.wideNumeric >= 0 ? buffers_[plan_.wideNumeric].value : nullptr, wideNumericColumnsDev_, (int)plan_.wideNumericColumns.size(),
-                        wideLogit_, badId_);
+                        wideLogit_, badId_, training && world_ ? touched_ : nullptr);
     mark("wide lookups");
     const T* input = nullptr;
     int width = 0;
     if (!plan_.layers.empty()) {
-      launchEmbeddingForward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, x0_, plan_.deepInputWidth, badId_);
+      launchEmbeddingForward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, x0_, plan_.deepInputWidth, badId_, training && world_ ? touched_ : nullptr);
       launchDenseInputs<T>(stream_, view_, denseJobsDev_, denseJobCount_, x0_, plan_.deepInputWidth, badId_);
       if (lowPrecision())
         for (auto& [p, low] : lowCopy_) launchCast<T>(stream_, buffers_[p].value, static_cast<T*>(low), plan_.parameters[p].size);
@@ -710,24 +713,33 @@ class ModelImpl final : public Model {
    * and each table's gradients: small tables as a whole (sum, and the union of touched rows), large
    * ones as their touched rows (all-gathered records, added into the accumulator).
    */
+  /** Flags the batch's rows, lists each candidate table's touched rows and all-gathers their counts (no wait). */
+  void countTouchedRows() {
+    // The forward pass has flagged the rows it read (launchWideForward / launchEmbeddingForward).
+    if (candidates_.empty()) return;
+    onComm(
+        [&] {
+          for (size_t c = 0; c < candidates_.size(); c++) {
+            const int p = tables_[candidates_[c]];
+            TableExchange& x = exchange_[candidates_[c]];
+            launchSelectFlagged(commStream_, touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, x.list, counts_ + c, commSelectTemp_, selectTempBytes_);
+          }
+          world_->allGather(counts_, allCounts_, candidates_.size() * sizeof(int), commStream_, "the touched-row counts");
+          check(cudaMemcpyAsync(hostCounts_, allCounts_, candidates_.size() * world_->size() * sizeof(int), cudaMemcpyDeviceToHost, commStream_),
+                "copy the touched-row counts");
+          check(cudaEventRecord(countsReady_, commStream_), "record the touched-row counts");
+        },
+        false);
+  }
+
   void exchange() {
     startDenseAllReduce();
     denseStarted_ = false;
     const int size = world_->size();
+    // The counts were all-gathered before the backward pass: by now they are (nearly always) here.
+    if (!candidates_.empty()) check(cudaEventSynchronize(countsReady_), "count the touched rows on every rank");
     onComm([&] {
       world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
-      // Tables that may travel as rows: their touched rows, counted on every rank.
-      for (size_t c = 0; c < candidates_.size(); c++) {
-        const int p = tables_[candidates_[c]];
-        TableExchange& x = exchange_[candidates_[c]];
-        launchSelectFlagged(commStream_, touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, x.list, counts_ + c, selectTemp_, selectTempBytes_);
-      }
-      if (!candidates_.empty()) {
-        world_->allGather(counts_, allCounts_, candidates_.size() * sizeof(int), commStream_, "the touched-row counts");
-        check(cudaMemcpyAsync(hostCounts_, allCounts_, candidates_.size() * size * sizeof(int), cudaMemcpyDeviceToHost, commStream_), "copy the touched-row counts");
-        // The one wait of a data-parallel step: every rank then makes the same choice per table.
-        check(cudaStreamSynchronize(commStream_), "count the touched rows on every rank");
-      }
       for (size_t c = 0; c < candidates_.size(); c++) {
         const int p = tables_[candidates_[c]];
         const Parameter& spec = plan_.parameters[p];
@@ -776,6 +788,9 @@ class ModelImpl final : public Model {
     check(cudaStreamCreateWithFlags(&commStream_, cudaStreamNonBlocking), "cudaStreamCreate (communication)");
     check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&commDone_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&countsReady_, cudaEventDisableTiming), "cudaEventCreate");
+    // The communication stream lists rows while the compute stream may compact: its own CUB scratch.
+    commSelectTemp_ = memory_.allocate("workspace:row compaction", std::max<size_t>(selectTempBytes_, 16));
     planExchange(size);
   }
 
@@ -1090,6 +1105,8 @@ class ModelImpl final : public Model {
     if (commStream_) cudaStreamDestroy(commStream_);
     if (computeReady_) cudaEventDestroy(computeReady_);
     if (commDone_) cudaEventDestroy(commDone_);
+    if (countsReady_) cudaEventDestroy(countsReady_);
+    countsReady_ = nullptr;
     commStream_ = nullptr;
     computeReady_ = commDone_ = nullptr;
     gemm_.reset();
@@ -1192,7 +1209,8 @@ class ModelImpl final : public Model {
   int* hostCounts_ = nullptr;
   std::unique_ptr<World> world_;
   cudaStream_t commStream_ = nullptr;
-  cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr;
+  cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
+  void* commSelectTemp_ = nullptr;
   bool denseStarted_ = false;
   std::vector<TableExchange> exchange_;
   int* exchangeOverflow_ = nullptr;
