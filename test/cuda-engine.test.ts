@@ -50,6 +50,8 @@ interface Variant {
   dropout?: number;
   batchNorm?: boolean;
   hiddenUnits?: string;
+  /** max_len of the `tag` bag (default 4). */
+  tagLength?: number;
 }
 
 function spec(v: Variant): string {
@@ -71,7 +73,7 @@ input {
 features {
   user_id = hashed(user, buckets: 50)
   item_id = identity(item, buckets: 40)
-  tag = multi_hot(tags, max_len: 4, buckets: 30)
+  tag = multi_hot(tags, max_len: ${v.tagLength ?? 4}, buckets: 30)
   tag_w = weighted(tag, weights: tag_scores)
   genre = multi_hot(genres, max_len: 3, buckets: 12)
   genre_w = weighted(genre, weights: genre_scores)
@@ -751,6 +753,30 @@ test('GPU parity, fused ReLU epilogues (hidden [256, 128, 128]): predict, gradie
       assertClose([c.loss], [r.loss], `step ${step} loss`);
     }
     assertStateClose(await cuda.state(), await tfjs.state(), 'after 5 steps');
+  } finally {
+    cuda.dispose();
+    tfjs.dispose();
+  }
+});
+
+// The lookup kernels keep a row's first 128 ids in registers and read the rest from memory.
+test('GPU parity, a bag of up to 140 ids (a row wider than the 128 ids held in registers): predict, gradients, and the state after 3 steps', async (t) => {
+  const addon = onGpu(t);
+  if (addon === null) return;
+  const ir = compile(spec({ optimizer: 'adagrad(learning_rate: 0.05)', tagLength: 140 }));
+  assert.ok(ir.layout.idsWidth > 128, `ids width ${ir.layout.idsWidth}`);
+  const { cuda, tfjs } = await enginePair(addon, ir, 29);
+  try {
+    const batch = randomBatch(ir, 64, 4);
+    assertClose(await cuda.predict(batch), await tfjs.predict(batch), 'predict');
+    assertGradientsClose(await cuda.gradients(batch, 0), await tfjs.gradients(batch, 0), 'gradients');
+    const lr = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
+    for (let step = 0; step < 3; step++) {
+      const b = randomBatch(ir, 64, 300 + step);
+      const [c, r] = [await cuda.trainStep(b, step, lr), await tfjs.trainStep(b, step, lr)];
+      assertClose([c.loss], [r.loss], `step ${step} loss`);
+    }
+    assertStateClose(await cuda.state(), await tfjs.state(), 'after 3 steps');
   } finally {
     cuda.dispose();
     tfjs.dispose();

@@ -5,9 +5,6 @@
 // (keyGrad), and each touched row is flagged; the optimizer then visits the flagged rows only.
 #include "kernels.cuh"
 
-#include <cstdlib>
-#include <string>
-
 namespace wndc {
 
 namespace {
@@ -82,29 +79,6 @@ __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, co
   }
 }
 
-/**
- * The slots of one (row, lookup), read by a warp at once: lane k holds slot j0 + k's id (-1 when
- * not read) and coefficient (its weight times the combiner's factor), so the table rows can be
- * fetched back to back rather than one id load after another.
- */
-struct WarpSlots {
-  long long id;
-  float coefficient;
-};
-
-/** Lanes read slots [j0, j0 + 32) of the bag; `scale` is the combiner's factor of the whole bag. */
-__device__ __forceinline__ WarpSlots warpSlots(const BatchView& b, long long r, const DevLookup& L, int n, int j0, float scale, int row, int lane,
-                                               BadId* bad) {
-  WarpSlots out{-1, 0.0f};
-  const int j = j0 + lane;
-  if (j < n) {
-    float w;
-    out.id = readId(b, r, L, j, row, 1, bad, &w);
-    if (out.id >= 0) out.coefficient = w * scale;
-  }
-  return out;
-}
-
 /** The combiner's factor for a bag, its weights summed across the warp (lanes over slots). */
 __device__ __forceinline__ float warpCombinerScale(const BatchView& b, long long r, const DevLookup& L, int n, int lane) {
   if (L.combiner == 0) return 1.0f;
@@ -116,54 +90,6 @@ __device__ __forceinline__ float warpCombinerScale(const BatchView& b, long long
   for (int offset = 16; offset > 0; offset >>= 1) norm += __shfl_xor_sync(0xffffffffu, norm, offset);
   if (!(norm > 0.0f)) return 0.0f;
   return L.combiner == 1 ? 1.0f / norm : 1.0f / sqrtf(norm);
-}
-
-/** One warp per (row, lookup); lanes over the vector's elements, 4 adjacent floats each when the width allows. */
-template <typename T>
-__global__ void embeddingForward(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
-  const int lane = threadIdx.x & 31;
-  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
-  for (long long item = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); item < (long long)b.size * count; item += warps) {
-    const int row = static_cast<int>(item / count);
-    const DevLookup L = lookups[item % count];
-    const long long r = sourceRow(b, row);
-    const int n = bagCount(b, r, L.width, L.lengthSlot);
-    const float scale = warpCombinerScale(b, r, L, n, lane);
-    T* out = x0 + (long long)row * inputWidth + L.outOffset;
-    const bool vector = L.dim % 4 == 0;  // rows of a width divisible by 4 start 16-byte aligned
-    const int step = vector ? 128 : 32;
-    for (int d0 = 0; d0 < L.dim; d0 += step) {
-      const int d = d0 + (vector ? 4 * lane : lane);
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int j0 = 0; j0 < n; j0 += 32) {
-        const WarpSlots mine = warpSlots(b, r, L, n, j0, scale, row, lane, d0 == 0 ? bad : nullptr);
-        if (touched && d0 == 0 && mine.id >= 0) touched[L.rowBase + mine.id] = 1;
-        const int slots = min(32, n - j0);
-        for (int k = 0; k < slots; k++) {
-          const long long id = __shfl_sync(0xffffffffu, mine.id, k);
-          const float c = __shfl_sync(0xffffffffu, mine.coefficient, k);
-          if (id < 0 || d >= L.dim) continue;
-          const float* src = L.table + id * L.dim + d;
-          if (vector) {
-            const float4 v = *reinterpret_cast<const float4*>(src);
-            acc[0] += v.x * c;
-            acc[1] += v.y * c;
-            acc[2] += v.z * c;
-            acc[3] += v.w * c;
-          } else {
-            acc[0] += src[0] * c;
-          }
-        }
-      }
-      if (d >= L.dim) continue;
-      out[d] = fromFloat<T>(acc[0]);
-      if (vector) {
-        out[d + 1] = fromFloat<T>(acc[1]);
-        out[d + 2] = fromFloat<T>(acc[2]);
-        out[d + 3] = fromFloat<T>(acc[3]);
-      }
-    }
-  }
 }
 
 /** Ids per batch row the row-wise lookup kernels keep in registers (4 per lane). */
@@ -192,12 +118,14 @@ __device__ __forceinline__ RowIds loadRowIds(const BatchView& b, long long r, in
 }
 
 /**
- * Slot `j` of lookup L in this row, from the ids in registers: the id when it is read (valid,
- * positive weight, in range; bad ids reported), else -1. Every lane gets the same answer.
+ * Slot `j` of lookup L in this row, from the ids in registers (or memory, past the first
+ * kRowIdsMax): the id when it is read (valid, positive weight, in range; bad ids reported), else
+ * -1. Every lane gets the same answer; every lane must call it (it shuffles).
  */
 __device__ __forceinline__ long long rowSlotId(const BatchView& b, long long r, const RowIds& ids, const DevLookup& L, int j, int row, BadId* bad,
                                               float* weight) {
-  const long long id = ids.at(L.idOffset + j);
+  const int column = L.idOffset + j;
+  const long long id = column < kRowIdsMax ? ids.at(column) : b.ids[r * b.idsWidth + column];
   const float w = slotWeight(b, r, L.weightOffset, j);
   if (!(w > 0.0f)) return -1;
   if (id < 0 || id >= L.rows) {
@@ -215,8 +143,11 @@ __device__ __forceinline__ long long rowSlotId(const BatchView& b, long long r, 
  */
 template <typename T>
 __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
+  // The descriptors in shared memory when they fit (nearly every model), else read where they are.
   __shared__ DevLookup shared[kRowLookupsMax];
-  for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
+  const bool inShared = count <= kRowLookupsMax;
+  if (inShared)
+    for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int warps = gridDim.x * (blockDim.x >> 5);
@@ -225,7 +156,7 @@ __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int 
     const RowIds ids = loadRowIds(b, r, lane);
     T* outRow = x0 + (long long)row * inputWidth;
     for (int l = 0; l < count; l++) {
-      const DevLookup& L = shared[l];
+      const DevLookup& L = inShared ? shared[l] : lookups[l];
       const int n = bagCount(b, r, L.width, L.lengthSlot);
       const float scale = warpCombinerScale(b, r, L, n, lane);
       const bool vector = L.dim % 4 == 0;
@@ -268,8 +199,11 @@ __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int 
 template <typename T>
 __global__ void embeddingBackwardRows(BatchView b, const DevLookup* lookups, int count, const T* dx0, int inputWidth, float* keyGrad,
                                       unsigned char* touched) {
+  // The descriptors in shared memory when they fit (nearly every model), else read where they are.
   __shared__ DevLookup shared[kRowLookupsMax];
-  for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
+  const bool inShared = count <= kRowLookupsMax;
+  if (inShared)
+    for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int warps = gridDim.x * (blockDim.x >> 5);
@@ -278,7 +212,7 @@ __global__ void embeddingBackwardRows(BatchView b, const DevLookup* lookups, int
     const RowIds ids = loadRowIds(b, r, lane);
     const T* gRow = dx0 + (long long)row * inputWidth;
     for (int l = 0; l < count; l++) {
-      const DevLookup& L = shared[l];
+      const DevLookup& L = inShared ? shared[l] : lookups[l];
       const int n = bagCount(b, r, L.width, L.lengthSlot);
       const float scale = warpCombinerScale(b, r, L, n, lane);
       float* table = keyGrad + L.gradBase;
@@ -392,60 +326,6 @@ __global__ void wideBackward(BatchView b, const DevLookup* lookups, int count, c
   }
 }
 
-template <typename T>
-__global__ void embeddingBackward(BatchView b, const DevLookup* lookups, int count, const T* dx0, int inputWidth, float* keyGrad,
-                                  unsigned char* touched) {
-  const int lane = threadIdx.x & 31;
-  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
-  for (long long item = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); item < (long long)b.size * count; item += warps) {
-    const int row = static_cast<int>(item / count);
-    const DevLookup L = lookups[item % count];
-    const long long r = sourceRow(b, row);
-    const int n = bagCount(b, r, L.width, L.lengthSlot);
-    const float scale = warpCombinerScale(b, r, L, n, lane);
-    const T* g = dx0 + (long long)row * inputWidth + L.outOffset;
-    float* table = keyGrad + L.gradBase;
-#if __CUDA_ARCH__ >= 900
-    // Hopper adds four floats in one atomic (accumulator rows of a width divisible by 4 are 16-byte aligned).
-    const bool vector = L.dim % 4 == 0;
-#else
-    const bool vector = false;
-#endif
-    const int step = vector ? 128 : 32;
-    for (int j0 = 0; j0 < n; j0 += 32) {
-      const WarpSlots mine = warpSlots(b, r, L, n, j0, scale, row, lane, nullptr);
-      const int slots = min(32, n - j0);
-      if (mine.id >= 0) touched[L.rowBase + mine.id] = 1;
-      for (int d0 = 0; d0 < L.dim; d0 += step) {
-        const int d = d0 + (vector ? 4 * lane : lane);
-        // The row's gradient is read once and added to every id of the bag.
-        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        if (d < L.dim) {
-          v[0] = toFloat<T>(g[d]);
-          if (vector) {
-            v[1] = toFloat<T>(g[d + 1]);
-            v[2] = toFloat<T>(g[d + 2]);
-            v[3] = toFloat<T>(g[d + 3]);
-          }
-        }
-        for (int k = 0; k < slots; k++) {
-          const long long id = __shfl_sync(0xffffffffu, mine.id, k);
-          const float c = __shfl_sync(0xffffffffu, mine.coefficient, k);
-          if (id < 0 || d >= L.dim) continue;
-          float* dst = table + id * L.dim + d;
-#if __CUDA_ARCH__ >= 900
-          if (vector) {
-            atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0] * c, v[1] * c, v[2] * c, v[3] * c));
-            continue;
-          }
-#endif
-          atomicAdd(dst, v[0] * c);
-        }
-      }
-    }
-  }
-}
-
 }  // namespace
 
 void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
@@ -455,22 +335,10 @@ void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* look
   checkLaunch("wide forward kernel");
 }
 
-/** Whether the row-wise kernels fit: every id of a row in registers, every lookup in shared memory. */
-static bool rowWise(const BatchView& b, int count) {
-  const char* flag = std::getenv("WNDC_CUDA_ROW_LOOKUPS");
-  if (flag && std::string(flag) == "0") return false;
-  return b.idsWidth <= kRowIdsMax && count <= kRowLookupsMax;
-}
-
 template <typename T>
 void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
   if (b.size == 0 || count == 0) return;
-  if (rowWise(b, count)) {
-    embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad, touched);
-    checkLaunch("embedding lookup kernel");
-    return;
-  }
-  embeddingForward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad, touched);
+  embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad, touched);
   checkLaunch("embedding lookup kernel");
 }
 
@@ -492,12 +360,7 @@ template <typename T>
 void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const T* dx0, int inputWidth,
                              float* keyGrad, unsigned char* touched) {
   if (b.size == 0 || count == 0) return;
-  if (rowWise(b, count)) {
-    embeddingBackwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, dx0, inputWidth, keyGrad, touched);
-    checkLaunch("embedding gradient kernel");
-    return;
-  }
-  embeddingBackward<T><<<blocksFor((long long)b.size * count * 32, 256), 256, 0, s>>>(b, lookups, count, dx0, inputWidth, keyGrad, touched);
+  embeddingBackwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, dx0, inputWidth, keyGrad, touched);
   checkLaunch("embedding gradient kernel");
 }
 

@@ -15,6 +15,7 @@ import type { ShardSet } from '../../data/shards.js';
 import { adamStepSize, slotLayout, type SlotSpec } from '../../optim/index.js';
 import { broadcastBytes, type Collective } from '../../distributed/collective.js';
 import type { BatchSlice, Engine, EngineCapabilities, Gradients, LearningRates, NamedTensor, StepResult } from '../engine.js';
+import { checkState, type StateTarget } from '../state-check.js';
 import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
 import { dropoutMask } from '../tfjs/model.js';
 import type { NativeAddon, NativeBatch, NativeDevice, NativeMemory, NativeModel, NativePhaseTimes, NativePlan, NativePrecision, NativeStepScalars } from './addon-api.js';
@@ -293,24 +294,13 @@ export class CudaEngine implements Engine {
   async loadState(tensors: readonly NamedTensor[]): Promise<void> {
     const m = this.model();
     // The same names, order and messages as the tfjs engine's loadState (checkpoints move between engines).
-    const targets = new Map<string, { shape: number[]; size: number; parameter: number; slot: number }>();
+    const targets = new Map<string, StateTarget & { parameter: number; slot: number }>();
     m.specs.forEach((spec, i) => {
       const size = m.plan.parameters[i]!.size;
       targets.set(spec.name, { shape: spec.shape, size, parameter: i, slot: -1 });
       m.slots[i]!.forEach((slot, j) => targets.set(`${spec.name}/${slot.name}`, { shape: spec.shape, size, parameter: i, slot: j }));
     });
-    const given = new Map(tensors.map((t) => [t.name, t]));
-    const missing = [...targets.keys()].filter((name) => !given.has(name));
-    const unknown = [...given.keys()].filter((name) => !targets.has(name));
-    if (missing.length > 0 || unknown.length > 0) {
-      throw new Error(`the state does not fit the model \`${m.ir.model}\`:${missing.length > 0 ? ` missing ${list(missing)}` : ''}${unknown.length > 0 ? ` unknown ${list(unknown)}` : ''}`);
-    }
-    for (const [name, target] of targets) {
-      const t = given.get(name)!;
-      if (t.shape.join('x') !== target.shape.join('x') || t.data.length !== target.size) {
-        throw new Error(`the state's \`${name}\` has shape [${t.shape.join(', ')}], the model's [${target.shape.join(', ')}]`);
-      }
-    }
+    const given = checkState(m.ir.model, targets, tensors);
     for (const [name, target] of targets) m.model.setTensor(target.parameter, target.slot, given.get(name)!.data);
   }
 
@@ -404,10 +394,6 @@ function checkStep(step: number): void {
   if (!Number.isInteger(step) || step < 0) throw new Error(`internal: optimizer step ${step} is not a non-negative integer`);
 }
 
-function list(names: string[]): string {
-  const shown = names.slice(0, 5).map((n) => `\`${n}\``).join(', ');
-  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
-}
 
 function fail(what: string): never {
   throw new Error(`internal: ${what}`);

@@ -8,6 +8,7 @@ import type { ModelIR } from '../../../compiler/ir.js';
 import type { Batch } from '../../data/contracts.js';
 import { createOptimizer, type Optimizer } from '../../optim/index.js';
 import { UnsupportedPrecisionError, type BatchSlice, type Engine, type EngineCapabilities, type Gradients, type LearningRates, type NamedTensor, type StepResult } from '../engine.js';
+import { checkState, type StateTarget } from '../state-check.js';
 import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
 import { activate, loadBackend, type LoadedBackend, type LoadOptions, type TfjsBackendChoice } from './backend.js';
 import { RowGradientAccumulator } from './lookups.js';
@@ -104,24 +105,14 @@ export class TfjsEngine implements Engine {
 
   async loadState(tensors: readonly NamedTensor[]): Promise<void> {
     const m = this.model();
-    const targets = new Map<string, { shape: number[]; data: Float32Array }>();
+    const targets = new Map<string, StateTarget & { data: Float32Array }>();
     for (const spec of m.specs) {
-      targets.set(spec.name, { shape: spec.shape, data: m.values.get(spec.name)! });
+      const value = m.values.get(spec.name)!;
+      targets.set(spec.name, { shape: spec.shape, size: value.length, data: value });
       const slotSpecs = m.optimizers[spec.part].slots;
-      m.slots.get(spec.name)?.forEach((slot, i) => targets.set(`${spec.name}/${slotSpecs[i]!.name}`, { shape: spec.shape, data: slot }));
+      m.slots.get(spec.name)?.forEach((slot, i) => targets.set(`${spec.name}/${slotSpecs[i]!.name}`, { shape: spec.shape, size: slot.length, data: slot }));
     }
-    const given = new Map(tensors.map((t) => [t.name, t]));
-    const missing = [...targets.keys()].filter((name) => !given.has(name));
-    const unknown = [...given.keys()].filter((name) => !targets.has(name));
-    if (missing.length > 0 || unknown.length > 0) {
-      throw new Error(`the state does not fit the model \`${m.ir.model}\`:${missing.length > 0 ? ` missing ${list(missing)}` : ''}${unknown.length > 0 ? ` unknown ${list(unknown)}` : ''}`);
-    }
-    for (const [name, target] of targets) {
-      const t = given.get(name)!;
-      if (t.shape.join('x') !== target.shape.join('x') || t.data.length !== target.data.length) {
-        throw new Error(`the state's \`${name}\` has shape [${t.shape.join(', ')}], the model's [${target.shape.join(', ')}]`);
-      }
-    }
+    const given = checkState(m.ir.model, targets, tensors);
     for (const [name, target] of targets) target.data.set(given.get(name)!.data);
   }
 
@@ -273,7 +264,3 @@ function movingAverage(average: Float32Array, value: Float32Array): void {
   for (let i = 0; i < average.length; i++) average[i] = Math.fround(average[i]! - Math.fround(Math.fround(average[i]! - value[i]!) * rate));
 }
 
-function list(names: string[]): string {
-  const shown = names.slice(0, 5).map((n) => `\`${n}\``).join(', ');
-  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
-}
