@@ -355,6 +355,11 @@ test('exactDropout: the masks are the tfjs engine\'s draws of `dropout/<step>`, 
   assert.deepEqual(exact.model.steps[0]!.masks, expected(2));
   assert.deepEqual(exact.model.gradientCalls[0]!.masks, expected(7));
   assert.ok(expected(2)[0]!.some((v) => v === 0) && expected(2)[0]!.some((v) => v === Math.fround(1 / 0.7)));
+  // A rank's slice of a global batch of 12 rows: rows 5..9 of the global masks, layer by layer.
+  await exact.engine.trainStep(randomBatch(ir, 5, 1), 3, { wide: 0.1, deep: 0.1 }, { offset: 5, total: 12 });
+  const global = stream(3);
+  const [first, second] = [dropoutMask(global, 12 * 16, 0.3), dropoutMask(global, 12 * 8, 0.3)];
+  assert.deepEqual(exact.model.steps[1]!.masks, [first.subarray(5 * 16, 10 * 16), second.subarray(5 * 8, 10 * 8)]);
   const own = await recorded(ir);
   await own.engine.trainStep(randomBatch(ir, 5, 1), 2, { wide: 0.1, deep: 0.1 });
   assert.equal(own.model.steps[0]!.masks, null);

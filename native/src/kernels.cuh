@@ -168,11 +168,12 @@ namespace wndc {
 
 // --- data parallelism: exchanging the touched rows of large tables ---
 /**
- * Packs a table's touched rows for an all-gather: record = [count, rows[capacity], values[capacity x dim]]
- * as 32-bit words; rows are local to the table; values come from the gradient accumulator.
+ * Moves a table's touched rows into a record for an all-gather: record = [count, rows[capacity],
+ * values[capacity x dim]] as 32-bit words; rows are local to the table; the rows are zeroed in the
+ * gradient accumulator, which launchUnpackRecords fills again.
  */
-void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, const float* grad, int dim, int* record, int* overflow);
-/** Adds the other ranks' packed rows (size records of `words` words each) into the accumulator and flags them. */
-void launchUnpackRows(cudaStream_t s, const int* records, long long words, int size, int self, int capacity, float* grad, int dim, unsigned char* touched);
+void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow);
+/** Adds every rank's record (size records of `words` words each, this rank's too), in rank order, into the accumulator and flags the rows. */
+void launchUnpackRecords(cudaStream_t s, const int* records, long long words, int size, int capacity, float* grad, int dim, unsigned char* touched);
 
 }  // namespace wndc

@@ -336,7 +336,8 @@ __global__ void batchNormBackward(const T* y, T* dOut, int rows, int units, cons
   }
 }
 
-__global__ void movingAverage(float* average, const float* value, int n, float rate) {
+__global__ void movingAverage(float* average, const float* value, int n, float rate, const int* skip) {
+  if (skip && *skip) return;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) average[i] = average[i] - (average[i] - value[i]) * rate;
 }
 
@@ -532,8 +533,8 @@ void launchBatchNormBackward(cudaStream_t s, const T* y, T* dOut, int rows, int 
   checkLaunch("batch norm gradient kernel");
 }
 
-void launchMovingAverage(cudaStream_t s, float* average, const float* value, int n, float rate, const int*) {
-  movingAverage<<<blocksFor(n, 256), 256, 0, s>>>(average, value, n, rate);
+void launchMovingAverage(cudaStream_t s, float* average, const float* value, int n, float rate, const int* skip) {
+  movingAverage<<<blocksFor(n, 256), 256, 0, s>>>(average, value, n, rate, skip);
   checkLaunch("moving average kernel");
 }
 

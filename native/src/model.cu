@@ -207,9 +207,11 @@ class ModelImpl final : public Model {
     // Steps enqueued earlier may still read the old order.
     check(cudaStreamSynchronize(stream_), "wait before replacing the row order");
     if (n > orderCapacity_) {
-      // An order may be longer than the dataset: several epochs' permutations back to back.
+      // An order may be longer than the dataset: several epochs' permutations back to back. The new
+      // buffer comes first, so a failed allocation leaves the old order in place.
+      int* larger = memory_.make<int>("dataset:order", std::max<long long>(1, n));
       memory_.release(order_);
-      order_ = memory_.make<int>("dataset:order", std::max<long long>(1, n));
+      order_ = larger;
       orderCapacity_ = n;
     }
     check(cudaMemcpy(order_, order, n * sizeof(int), cudaMemcpyHostToDevice), "copy the row order to the GPU");
@@ -260,7 +262,7 @@ class ModelImpl final : public Model {
       out.dense.push_back(std::move(g));
     }
     int count = 0;
-    check(cudaMemcpy(&count, touchedCount_, sizeof(int), cudaMemcpyDeviceToHost), "copy gradients from the GPU");
+    if (!tables_.empty()) check(cudaMemcpy(&count, touchedCount_, sizeof(int), cudaMemcpyDeviceToHost), "copy gradients from the GPU");
     std::vector<int> rows(count);
     if (count > 0) check(cudaMemcpy(rows.data(), touchedList_, count * sizeof(int), cudaMemcpyDeviceToHost), "copy gradients from the GPU");
     size_t next = 0;
@@ -317,11 +319,13 @@ class ModelImpl final : public Model {
     mark("dense optimizers");
     sparseApply(scalars, true);
     mark("sparse optimizers");
-    for (size_t i = 0; i < plan_.layers.size(); i++) {
+    // A batch of no rows (a rank's share of a tiny last batch) has no moments; an fp16 step skipped
+    // for overflow leaves the averages as they were, like every other state.
+    for (size_t i = 0; i < plan_.layers.size() && view_.size > 0; i++) {
       const Layer& layer = plan_.layers[i];
       if (layer.movingMean < 0) continue;
-      launchMovingAverage(stream_, buffers_[layer.movingMean].value, batchMean_[i], layer.units, movingAverageRate_, nullptr);
-      launchMovingAverage(stream_, buffers_[layer.movingVariance].value, batchVariance_[i], layer.units, movingAverageRate_, nullptr);
+      launchMovingAverage(stream_, buffers_[layer.movingMean].value, batchMean_[i], layer.units, movingAverageRate_, fp16 ? overflow_ : nullptr);
+      launchMovingAverage(stream_, buffers_[layer.movingVariance].value, batchVariance_[i], layer.units, movingAverageRate_, fp16 ? overflow_ : nullptr);
     }
     if (fp16) launchUpdateLossScale(stream_, lossScale_, goodSteps_, skipped_, overflow_, plan_.lossScaleGrowthInterval);
     endStep(true);
@@ -333,9 +337,10 @@ class ModelImpl final : public Model {
       const BadId bad = host_->bad;
       host_->bad.flag = 0;
       check(cudaMemset(badId_, 0, sizeof(BadId)), "reset the bad-id record");
-      const char* list = bad.list == 0 ? "wide lookup" : bad.list == 1 ? "embedding lookup" : "indicator";
-      throw Error("batch row " + std::to_string(bad.row) + ": id " + std::to_string(bad.id) + " of " + list + " " + std::to_string(bad.index) +
-                  " is outside its table; the data was encoded for another spec, or the shards are corrupt (re-run `wndc preprocess`)");
+      const std::vector<std::string>& names = bad.list == 0 ? wideLookupNames_ : bad.list == 1 ? deepLookupNames_ : indicatorNames_;
+      const std::string what = bad.index >= 0 && bad.index < (int)names.size() ? names[bad.index] : "a lookup";
+      throw Error("batch row " + std::to_string(bad.row) + ": id " + std::to_string(bad.id) + " is outside " + what +
+                  " (the step ran without it); the data was encoded for another spec, or the shards are corrupt: re-run `wndc preprocess` with this spec");
     }
     if (profiling_ && profiledStep_) {
       for (size_t i = 1; i < marksUsed_; i++) {
@@ -770,8 +775,8 @@ class ModelImpl final : public Model {
         const Parameter& spec = plan_.parameters[p];
         const TableExchange& x = exchange_[t];
         if (x.rows)
-          launchUnpackRows(commStream_, x.receive, 1 + (long long)x.used * (1 + spec.dim), size, world_->rank(), x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
-                           touched_ + buffers_[p].rowBase);
+          launchUnpackRecords(commStream_, x.receive, 1 + (long long)x.used * (1 + spec.dim), size, x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
+                              touched_ + buffers_[p].rowBase);
       }
     });
     mark("exchange over the ranks");
@@ -785,6 +790,16 @@ class ModelImpl final : public Model {
     std::memcpy(&unique, id, sizeof unique);
     check(cudaSetDevice(device_), "cudaSetDevice");
     world_.reset(new World(unique, rank, size));
+    try {
+      joinWorldBuffers(size);
+    } catch (...) {
+      // Half a world is none: later steps train alone, as before the call.
+      world_.reset();
+      throw;
+    }
+  }
+
+  void joinWorldBuffers(int size) {
     check(cudaStreamCreateWithFlags(&commStream_, cudaStreamNonBlocking), "cudaStreamCreate (communication)");
     check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&commDone_, cudaEventDisableTiming), "cudaEventCreate");
@@ -938,12 +953,21 @@ class ModelImpl final : public Model {
                        buffers_[l.table].gradBase, buffers_[l.table].rowBase, index};
     };
     std::vector<DevLookup> wide, deep;
-    for (size_t i = 0; i < plan_.wideLookups.size(); i++) wide.push_back(devLookup(plan_.wideLookups[i], (int)i));
+    auto describe = [&](const Lookup& l) { return "`" + param(l.table).name + "` (" + std::to_string(param(l.table).rows) + " rows)"; };
+    for (size_t i = 0; i < plan_.wideLookups.size(); i++) {
+      wide.push_back(devLookup(plan_.wideLookups[i], (int)i));
+      wideLookupNames_.push_back(describe(plan_.wideLookups[i]));
+    }
     std::vector<DevDenseJob> jobs;
     for (const Piece& piece : plan_.pieces) {
-      if (piece.kind == Piece::Embedding) deep.push_back(devLookup(piece.lookup, (int)deep.size()));
-      else if (piece.kind == Piece::Indicator)
+      if (piece.kind == Piece::Embedding) {
+        deep.push_back(devLookup(piece.lookup, (int)deep.size()));
+        deepLookupNames_.push_back(describe(piece.lookup));
+      } else if (piece.kind == Piece::Indicator) {
+        indicatorNames_.resize(jobs.size() + 1, "");
+        indicatorNames_[jobs.size()] = "the indicator at deep input column " + std::to_string(piece.outOffset) + " (" + std::to_string(piece.buckets) + " buckets)";
         jobs.push_back({1, 0, piece.outOffset, piece.lookup.idOffset, piece.lookup.width, piece.lookup.lengthSlot, piece.lookup.weightOffset, piece.buckets});
+      }
       else
         for (size_t k = 0; k < piece.sourceColumns.size(); k++) jobs.push_back({0, piece.sourceColumns[k], piece.outOffset + (int)k, 0, 0, -1, -1, 0});
     }
@@ -1164,6 +1188,8 @@ class ModelImpl final : public Model {
   float** tableSlot1Dev_ = nullptr;
 
   bool hasWide_ = false;
+  /** What each lookup reads, for the message about an id outside its table (indexed like the device lists). */
+  std::vector<std::string> wideLookupNames_, deepLookupNames_, indicatorNames_;
   float movingAverageRate_ = 0.001f;
   DevLookup* wideLookupsDev_ = nullptr;
   DevLookup* deepLookupsDev_ = nullptr;

@@ -174,7 +174,7 @@ export class CudaEngine implements Engine {
     this.checkCapacity(m, batch.size);
     const scalars = { ...this.scalars(m, step, lr), ...(slice ? { globalRows: slice.total, rowOffset: slice.offset } : {}) };
     m.model.setBatch(batch, batch.size);
-    m.model.trainStep(step, scalars, this.masks(m, batch.size, step));
+    m.model.trainStep(step, scalars, this.masks(m, batch.size, step, slice));
     return this.finishStep(m);
   }
 
@@ -215,7 +215,7 @@ export class CudaEngine implements Engine {
     this.checkCapacity(m, size);
     const scalars = { ...this.scalars(m, step, lr), ...(slice ? { globalRows: slice.total, rowOffset: slice.offset } : {}) };
     m.model.selectRows(start, size);
-    m.model.trainStep(step, scalars, this.masks(m, size, step));
+    m.model.trainStep(step, scalars, this.masks(m, size, step, slice));
   }
 
   async synchronize(): Promise<StepResult> {
@@ -336,11 +336,19 @@ export class CudaEngine implements Engine {
   }
 
   /** exactDropout: the tfjs engine's masks (RandomStream `dropout/<step>`, hidden layers in order); else null, the addon draws. */
-  private masks(m: Built, size: number, step: number): Float32Array[] | null {
+  /**
+   * exactDropout: the tfjs engine's masks of step `step`; with `slice`, this rank's rows of the
+   * global batch's masks (drawn for all `slice.total` rows, layer after layer, as one process would).
+   */
+  private masks(m: Built, size: number, step: number, slice?: BatchSlice): Float32Array[] | null {
     const rate = m.plan.deep.dropout;
     if (!this.options.exactDropout || rate <= 0) return null;
     const stream = new RandomStream(m.seed, `dropout/${step}`);
-    return m.plan.deep.layers.filter((l) => l.hidden).map((l) => dropoutMask(stream, size * l.units, rate));
+    const rows = slice?.total ?? size;
+    const offset = slice?.offset ?? 0;
+    return m.plan.deep.layers
+      .filter((l) => l.hidden)
+      .map((l) => dropoutMask(stream, rows * l.units, rate).subarray(offset * l.units, (offset + size) * l.units));
   }
 }
 
