@@ -392,6 +392,9 @@ wndc::Plan readPlan(napi_env env, napi_value o) {
 struct ModelHolder {
   std::unique_ptr<wndc::Model> model;
   int device = 0;
+  /** synchronize() calls whose worker has not finished, and a dispose() that waits for them (main thread only). */
+  int pendingSyncs = 0;
+  bool disposeRequested = false;
 };
 
 struct Call {
@@ -405,7 +408,7 @@ Call callOf(napi_env env, napi_callback_info info, size_t expected) {
   void* data = nullptr;
   check(env, napi_get_cb_info(env, info, &argc, args.data(), nullptr, &data));
   auto* holder = static_cast<ModelHolder*>(data);
-  if (!holder->model) throw std::runtime_error("the model was disposed");
+  if (!holder->model || holder->disposeRequested) throw std::runtime_error("the model was disposed");
   if (argc < expected) throw std::runtime_error("expected " + std::to_string(expected) + " arguments, got " + std::to_string(argc));
   args.resize(expected);
   return {holder, args};
@@ -602,8 +605,13 @@ WNDC_METHOD(modelExchangePlan, 0, {
 })
 
 WNDC_METHOD(modelDispose, 0, {
-  model.dispose();
-  call.holder->model.reset();
+  // A synchronize() still waiting on its worker thread uses the model: it frees it when it ends.
+  if (call.holder->pendingSyncs > 0) {
+    call.holder->disposeRequested = true;
+  } else {
+    model.dispose();
+    call.holder->model.reset();
+  }
   return undefinedValue(env);
 })
 
@@ -612,14 +620,23 @@ struct SyncWork {
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
   ModelHolder* holder = nullptr;
+  /** Keeps the model's JavaScript object (and so the holder) alive until the work has ended. */
+  napi_ref object = nullptr;
   std::string error;
 };
 
 napi_value modelSynchronize(napi_env env, napi_callback_info info) {
   return guarded(env, "synchronize", [&]() -> napi_value {
     Call call = callOf(env, info, 0);
+    napi_value self;
+    size_t argc = 0;
+    check(env, napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr));
     auto* w = new SyncWork();
     w->holder = call.holder;
+    if (napi_create_reference(env, self, 1, &w->object) != napi_ok) {
+      delete w;
+      throw std::runtime_error("cannot hold the model while it synchronizes");
+    }
     napi_value promise, name;
     check(env, napi_create_promise(env, &w->deferred, &promise));
     check(env, napi_create_string_utf8(env, "wndc.synchronize", NAPI_AUTO_LENGTH, &name));
@@ -648,15 +665,23 @@ napi_value modelSynchronize(napi_env env, napi_callback_info info) {
             napi_create_error(env, code, message, &error);
             napi_reject_deferred(env, w->deferred, error);
           }
+          ModelHolder* holder = w->holder;
+          if (--holder->pendingSyncs == 0 && holder->disposeRequested && holder->model) {
+            holder->model->dispose();
+            holder->model.reset();
+          }
+          napi_delete_reference(env, w->object);
           napi_delete_async_work(env, w->work);
           delete w;
         },
         w, &w->work);
     if (status != napi_ok) {
+      napi_delete_reference(env, w->object);
       delete w;
       check(env, status);
     }
     check(env, napi_queue_async_work(env, w->work));
+    call.holder->pendingSyncs++;
     return promise;
   });
 }

@@ -33,6 +33,8 @@ struct GemmCall {
   long long auxLd = 0;
   /** What the product is, for error messages (e.g. "deep/layers/dense_0 forward"). */
   const char* what = "";
+  /** Time cuBLASLt's candidates on first use (full training batches); other shapes take the heuristic's first. */
+  bool tune = true;
 };
 
 class Gemm {

@@ -539,6 +539,7 @@ class ModelImpl final : public Model {
         g.abType = g.dType = dataType<T>();
         g.bias = weightFor(l.bias);
         g.what = "hidden layer forward";
+        g.tune = size == plan_.batchCapacity;
         g.biasType = dataType<T>();
         if (fastLayer(i)) {
           g.d = out_[i];
@@ -645,6 +646,7 @@ class ModelImpl final : public Model {
       gw.abType = dataType<T>();
       gw.dType = CUDA_R_32F;
       gw.what = "hidden layer kernel gradient";
+      gw.tune = size == plan_.batchCapacity;
       gemm_->run(gw, stream_);
       mark("layer " + std::to_string(i) + " kernel gradient");
       // Every dense gradient is final once layer 0's is: sum them over the ranks while the
@@ -664,6 +666,7 @@ class ModelImpl final : public Model {
         gx.ldd = l.inputs;
         gx.abType = gx.dType = dataType<T>();
         gx.what = "hidden layer input gradient";
+        gx.tune = size == plan_.batchCapacity;
         if (i > 0 && aux_[i - 1]) {
           const Layer& below = plan_.layers[i - 1];
           gx.epilogue = lt::CUBLASLT_EPILOGUE_DRELU_BGRAD;
