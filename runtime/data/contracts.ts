@@ -82,9 +82,8 @@ export interface ShardManifest {
   createdBy: string;
 }
 
-/** A batch of encoded rows: row-major matrices of the layout's widths, `size` rows valid. */
-export interface Batch {
-  size: number;
+/** Encoded rows as row-major matrices of the layout's widths (docs/shards.md). */
+export interface EncodedColumns {
   ids: Int32Array;
   lengths: Int32Array;
   weights: Float32Array;
@@ -92,4 +91,9 @@ export interface Batch {
   label: Float32Array;
   group: Float64Array;
   weight: Float32Array;
+}
+
+/** A batch of encoded rows: `size` rows valid (the arrays may be longer). */
+export interface Batch extends EncodedColumns {
+  size: number;
 }

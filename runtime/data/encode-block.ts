@@ -8,7 +8,7 @@ import type { ModelIR } from '../../compiler/ir.js';
 import type { EncodedRow } from '../compiled-model.js';
 import { loadCompiledModel, type LoadedModel } from '../load-model.js';
 import { hashValue, MissingColumnError } from '../transforms.js';
-import type { RawRecord } from './contracts.js';
+import type { EncodedColumns, RawRecord } from './contracts.js';
 import { decodeBlock, type ColumnBlock } from './sources/block.js';
 import { Converter } from './sources/convert.js';
 import { SPLIT_SEED } from './split.js';
@@ -45,17 +45,10 @@ export interface CounterValues {
   features: Record<string, number>[];
 }
 
-export interface EncodeResult {
+export interface EncodeResult extends EncodedColumns {
   kind: 'encode';
   /** Rows encoded. */
   rows: number;
-  ids: Int32Array;
-  lengths: Int32Array;
-  weights: Float32Array;
-  numeric: Float32Array;
-  label: Float32Array;
-  group: Float64Array;
-  weight: Float32Array;
   /** Per encoded row: 0 train, 1 validation, 2 decided by its position (no group value). */
   split: Uint8Array;
   /** Per encoded row: its index among the block's rows that were read (not bad when read). */

@@ -9,7 +9,7 @@ import { Field, FixedSizeList, Float32, Float64, Int32, makeData, RecordBatch, S
 import type { EncodedLayoutIR, ModelIR } from '../../compiler/ir.js';
 import { writeFileAtomic } from '../../compiler/fs.js';
 import type { EncodedRow } from '../compiled-model.js';
-import type { ShardManifest } from './contracts.js';
+import type { EncodedColumns, ShardManifest } from './contracts.js';
 import { specHash as hashOfSpec } from './spec-hash.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -87,15 +87,7 @@ function arrowData(column: ColumnSpec, values: Values, rows: number): Data {
 }
 
 /** Encoded rows as row-major columns, as preprocessing workers return them. */
-export interface EncodedRows {
-  ids: Int32Array;
-  lengths: Int32Array;
-  weights: Float32Array;
-  numeric: Float32Array;
-  label: Float32Array;
-  group: Float64Array;
-  weight: Float32Array;
-}
+export type EncodedRows = EncodedColumns;
 
 /** The typed arrays of one shard, viewing the file's bytes; `group`/`weight` null when absent. */
 export interface ShardData {
