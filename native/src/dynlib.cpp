@@ -140,11 +140,7 @@ std::string resolveAll(void* handle, const std::vector<const char*>& names, std:
 namespace wndc::lt {
 namespace {
 
-std::mutex loadMutex;
-CublasLt loaded;
-std::string loadedPath;
-// Set once `loaded` is complete; the accessor reads it without the mutex (it runs per call).
-std::atomic<bool> ready{false};
+dynlib::LoadedApi<CublasLt> library;
 
 std::string versionText(size_t version) {
   return std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
@@ -154,8 +150,6 @@ std::string versionText(size_t version) {
 }  // namespace
 
 std::string loadCublasLt() {
-  std::lock_guard<std::mutex> lock(loadMutex);
-  if (!loadedPath.empty()) return loadedPath;
   const dynlib::LibrarySpec spec{
       "cuBLASLt",
       "WNDC_CUBLASLT",
@@ -167,48 +161,32 @@ std::string loadCublasLt() {
       WNDC_CUBLASLT_FUNCTIONS(WNDC_NAME)
 #undef WNDC_NAME
   };
-  CublasLt candidate;
-  loadedPath = dynlib::loadFirst(spec, [&](void* handle) -> std::string {
-    std::vector<void*> addresses;
-    std::string missing = dynlib::resolveAll(handle, names, addresses);
-    if (!missing.empty()) return missing;
+  return library.load(spec, names, [](CublasLt& api, const std::vector<void*>& addresses) -> std::string {
     size_t i = 0;
-#define WNDC_ASSIGN(name) candidate.name = reinterpret_cast<name##_t>(addresses[i++]);
+#define WNDC_ASSIGN(name) api.name = reinterpret_cast<name##_t>(addresses[i++]);
     WNDC_CUBLASLT_FUNCTIONS(WNDC_ASSIGN)
 #undef WNDC_ASSIGN
-    const size_t version = candidate.cublasLtGetVersion();
+    const size_t version = api.cublasLtGetVersion();
     if (version < kMinimumVersion) {
       return "cuBLASLt " + versionText(version) + " is too old (wndc needs " + versionText(kMinimumVersion) +
              " or newer)";
     }
     return "";
   });
-  loaded = candidate;
-  ready.store(true, std::memory_order_release);
-  return loadedPath;
 }
 
-const CublasLt& cublasLt() {
-  if (!ready.load(std::memory_order_acquire)) throw std::runtime_error("cuBLASLt is not loaded (call loadLibraries first)");
-  return loaded;
-}
+const CublasLt& cublasLt() { return library.get("cuBLASLt is not loaded (call loadLibraries first)"); }
 
 }  // namespace wndc::lt
 
 namespace wndc::nccl {
 namespace {
 
-std::mutex loadMutex;
-Nccl loaded;
-std::string loadedPath;
-// Set once `loaded` is complete; the accessor reads it without the mutex (it runs per call).
-std::atomic<bool> ready{false};
+dynlib::LoadedApi<Nccl> library;
 
 }  // namespace
 
 std::string loadNccl() {
-  std::lock_guard<std::mutex> lock(loadMutex);
-  if (!loadedPath.empty()) return loadedPath;
   const dynlib::LibrarySpec spec{
       "NCCL",
       "WNDC_NCCL",
@@ -220,25 +198,15 @@ std::string loadNccl() {
       WNDC_NCCL_FUNCTIONS(WNDC_NAME)
 #undef WNDC_NAME
   };
-  Nccl candidate;
-  loadedPath = dynlib::loadFirst(spec, [&](void* handle) -> std::string {
-    std::vector<void*> addresses;
-    std::string missing = dynlib::resolveAll(handle, names, addresses);
-    if (!missing.empty()) return missing;
+  return library.load(spec, names, [](Nccl& api, const std::vector<void*>& addresses) -> std::string {
     size_t i = 0;
-#define WNDC_ASSIGN(name) candidate.name = reinterpret_cast<name##_t>(addresses[i++]);
+#define WNDC_ASSIGN(name) api.name = reinterpret_cast<name##_t>(addresses[i++]);
     WNDC_NCCL_FUNCTIONS(WNDC_ASSIGN)
 #undef WNDC_ASSIGN
     return "";
   });
-  loaded = candidate;
-  ready.store(true, std::memory_order_release);
-  return loadedPath;
 }
 
-const Nccl& nccl() {
-  if (!ready.load(std::memory_order_acquire)) throw std::runtime_error("NCCL is not loaded (call loadLibraries with nccl: true first)");
-  return loaded;
-}
+const Nccl& nccl() { return library.get("NCCL is not loaded (call loadLibraries with nccl: true first)"); }
 
 }  // namespace wndc::nccl

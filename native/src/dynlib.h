@@ -3,7 +3,10 @@
 // (the CUDA toolkit, PyTorch's pip wheels, ...). Plain C++ (no CUDA), compiled by nvcc's host compiler.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -45,5 +48,43 @@ std::string loadFirst(const LibrarySpec& spec, const Accept& accept);
  * exist, else "lacks <name>, <name>" for the missing ones.
  */
 std::string resolveAll(void* handle, const std::vector<const char*>& names, std::vector<void*>& addresses);
+
+/**
+ * One library's entry points (`Api`, a struct of function pointers), loaded once per process:
+ * the first library of the search that has every name of `names` and passes `fill` (which copies
+ * the addresses into the struct and may reject the library, e.g. for its version) is kept.
+ */
+template <typename Api>
+class LoadedApi {
+ public:
+  /** Copies `addresses` (in the order of `names`) into `api`; returns "" to keep the library, else why not. */
+  using Fill = std::function<std::string(Api& api, const std::vector<void*>& addresses)>;
+
+  std::string load(const LibrarySpec& spec, const std::vector<const char*>& names, const Fill& fill) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!path_.empty()) return path_;
+    Api candidate;
+    path_ = loadFirst(spec, [&](void* handle) -> std::string {
+      std::vector<void*> addresses;
+      const std::string missing = resolveAll(handle, names, addresses);
+      return missing.empty() ? fill(candidate, addresses) : missing;
+    });
+    api_ = candidate;
+    ready_.store(true, std::memory_order_release);
+    return path_;
+  }
+
+  /** The entry points; throws `notLoaded` until load() has succeeded (read without the lock: it runs per call). */
+  const Api& get(const char* notLoaded) const {
+    if (!ready_.load(std::memory_order_acquire)) throw std::runtime_error(notLoaded);
+    return api_;
+  }
+
+ private:
+  std::mutex mutex_;
+  Api api_{};
+  std::string path_;
+  std::atomic<bool> ready_{false};
+};
 
 }  // namespace wndc::dynlib
