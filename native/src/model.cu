@@ -506,6 +506,44 @@ class ModelImpl final : public Model {
     return l.activation == Activation::Relu && plan_.dropout == 0.0f && l.gamma < 0;
   }
 
+  /**
+   * The forward product of hidden layer `l` over `rows` rows, Y = X W + b (D = W . X in cuBLASLt's
+   * terms, see the top of this file); the caller sets the input, output and epilogue.
+   */
+  GemmCall forwardProduct(const Layer& l, long long rows) const {
+    GemmCall g;
+    g.m = l.units;
+    g.n = rows;
+    g.k = l.inputs;
+    g.a = weightFor(l.kernel);
+    g.lda = l.units;
+    g.ldb = l.inputs;
+    g.ldd = l.units;
+    g.abType = g.dType = dataType<T>();
+    g.bias = weightFor(l.bias);
+    g.biasType = dataType<T>();
+    g.what = "hidden layer forward";
+    g.tune = rows == plan_.batchCapacity;
+    return g;
+  }
+
+  /** Layer `l`'s input gradient, dX = dP W^T (D = W^T . dP); the caller sets dP, dX and the epilogue. */
+  GemmCall inputGradientProduct(const Layer& l, long long rows) const {
+    GemmCall g;
+    g.transA = true;
+    g.m = l.inputs;
+    g.n = rows;
+    g.k = l.units;
+    g.a = weightFor(l.kernel);
+    g.lda = l.units;
+    g.ldb = l.units;
+    g.ldd = l.inputs;
+    g.abType = g.dType = dataType<T>();
+    g.what = "hidden layer input gradient";
+    g.tune = rows == plan_.batchCapacity;
+    return g;
+  }
+
   const T* weightFor(int p) const { return lowPrecision() ? static_cast<const T*>(lowCopy_.at(p)) : reinterpret_cast<const T*>(buffers_[p].value); }
   static constexpr bool lowPrecision() { return !std::is_same<T, float>::value; }
 
@@ -528,22 +566,10 @@ class ModelImpl final : public Model {
       width = plan_.deepInputWidth;
       for (size_t i = 0; i + 1 < plan_.layers.size(); i++) {
         const Layer& l = plan_.layers[i];
-        GemmCall g;
-        g.m = l.units;
-        g.n = size;
-        g.k = width;
-        g.a = weightFor(l.kernel);
-        g.lda = l.units;
+        GemmCall g = forwardProduct(l, size);
         g.b = input;
-        g.ldb = width;
-        g.abType = g.dType = dataType<T>();
-        g.bias = weightFor(l.bias);
-        g.what = "hidden layer forward";
-        g.tune = size == plan_.batchCapacity;
-        g.biasType = dataType<T>();
         if (fastLayer(i)) {
           g.d = out_[i];
-          g.ldd = l.units;
           g.epilogue = lt::CUBLASLT_EPILOGUE_RELU_BIAS;
           if (aux_[i]) {
             // Keeps the ReLU mask as bits, so that the backward product applies it (DRELU_BGRAD).
@@ -554,7 +580,6 @@ class ModelImpl final : public Model {
           gemm_->run(g, stream_);
         } else {
           g.d = pre_[i];
-          g.ldd = l.units;
           g.epilogue = lt::CUBLASLT_EPILOGUE_BIAS;
           gemm_->run(g, stream_);
           const HiddenLayerArgs a = layerArgs(i, step, masks != nullptr);
@@ -654,19 +679,8 @@ class ModelImpl final : public Model {
       if (i == 0) startDenseAllReduce();
       fusedPre = false;
       if (i > 0 || deepLookupCount_ > 0) {
-        GemmCall gx;
-        gx.transA = true;
-        gx.m = l.inputs;
-        gx.n = size;
-        gx.k = l.units;
-        gx.a = weightFor(l.kernel);
-        gx.lda = l.units;
+        GemmCall gx = inputGradientProduct(l, size);
         gx.b = dPre_[cur];
-        gx.ldb = l.units;
-        gx.ldd = l.inputs;
-        gx.abType = gx.dType = dataType<T>();
-        gx.what = "hidden layer input gradient";
-        gx.tune = size == plan_.batchCapacity;
         if (i > 0 && aux_[i - 1]) {
           const Layer& below = plan_.layers[i - 1];
           gx.epilogue = lt::CUBLASLT_EPILOGUE_DRELU_BGRAD;
@@ -1077,30 +1091,13 @@ class ModelImpl final : public Model {
       const Layer& l = plan_.layers[i];
       if (!fastLayer(i) || l.units % 128 != 0) continue;
       // Probe both products with the capacity's shape: use the fusion only where cuBLASLt has it.
-      GemmCall forward;
-      forward.m = l.units;
-      forward.n = cap;
-      forward.k = l.inputs;
-      forward.lda = l.units;
-      forward.ldb = l.inputs;
-      forward.ldd = l.units;
-      forward.abType = forward.dType = dataType<T>();
-      forward.biasType = dataType<T>();
-      forward.bias = weightFor(l.bias);
+      GemmCall forward = forwardProduct(l, cap);
       forward.epilogue = lt::CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
       forward.aux = reinterpret_cast<void*>(256);
       forward.auxLd = l.units;
       forward.what = "fused ReLU forward probe";
       const Layer& above = plan_.layers[i + 1];
-      GemmCall backward;
-      backward.transA = true;
-      backward.m = above.inputs;
-      backward.n = cap;
-      backward.k = above.units;
-      backward.lda = above.units;
-      backward.ldb = above.units;
-      backward.ldd = above.inputs;
-      backward.abType = backward.dType = dataType<T>();
+      GemmCall backward = inputGradientProduct(above, cap);
       backward.epilogue = lt::CUBLASLT_EPILOGUE_DRELU_BGRAD;
       backward.aux = reinterpret_cast<void*>(256);
       backward.auxLd = l.units;
