@@ -1,7 +1,8 @@
 // Starting and joining data-parallel runs (docs/distributed.md):
 //   - `wndc run SPEC --workers N` (CPU) re-executes itself under `mpirun -np N ... --hvd`;
-//   - `wndc run SPEC --gpus N` starts N copies of itself directly, wired by the environment
-//     rendezvous (WNDC_RANK, WNDC_WORLD_SIZE, WNDC_MASTER_ADDR, WNDC_MASTER_PORT) for NCCL;
+//   - `wndc run SPEC --gpus N` starts N ranks under mpirun when it is installed, else N copies of
+//     itself wired by the environment rendezvous (WNDC_RANK, WNDC_WORLD_SIZE, WNDC_MASTER_ADDR,
+//     WNDC_MASTER_PORT, WNDC_LOCAL_RANK), whose host-side collectives then run over NCCL (nccl.ts);
 //   - a rank (`--hvd` under mpirun, or WNDC_RANK set) joins the world here: `withWorld`.
 // The launcher watches its ranks through the control port (runtime/distributed/control.ts): a
 // rank that dies or hangs ends the job within --rank-timeout, with a message naming it; the other
@@ -15,8 +16,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCollective, type Collective } from '../runtime/distributed/collective.js';
 import { ControlClient, RankMonitor } from '../runtime/distributed/control.js';
-import { MpiCollective, MpiUnavailableError } from '../runtime/distributed/mpi.js';
-import { rendezvous } from '../runtime/distributed/rendezvous.js';
+import { MpiCollective, MpiUnavailableError, type OperationEvent } from '../runtime/distributed/mpi.js';
+import { NcclCollective, NcclUnavailableError } from '../runtime/distributed/nccl.js';
 import { launchEnvironment, LaunchEnvironmentError, type LaunchEnvironment } from '../runtime/distributed/world.js';
 import { UnsupportedDistributedError } from '../runtime/engine/engine.js';
 import { EXIT, UsageError, wholeNumberFlag, type CliIO } from './io.js';
@@ -258,15 +259,24 @@ export async function withWorld(flags: LaunchFlags, modelDir: (size: number) => 
 }
 
 async function openCollective(environment: Exclude<LaunchEnvironment, { mode: 'single' }>, flags: LaunchFlags, timeout: number, control: ControlClient | null): Promise<Collective> {
+  // With a launcher watching, it names the late rank first; alone, the collectives' own timeout does.
+  const timeoutSeconds = control !== null ? 2 * timeout + 10 : timeout;
+  const onOperation = control !== null ? { onOperation: (event: OperationEvent) => control.operation(event) } : {};
   if (environment.mode === 'env') {
-    // The rendezvous works now; what it will carry, NCCL's unique id, needs the CUDA addon's NCCL.
-    await rendezvous({ rank: environment.rank, size: environment.size, host: environment.masterAddr, port: environment.masterPort, payload: new Uint8Array(0), timeoutMs: timeout * 1000 });
-    if ((flags.engine ?? 'cuda') === 'cuda') throw new UnsupportedDistributedError('GPU ranks sum their gradients over NCCL, but their host-side collectives (the NCCL job id, metrics, the model broadcast) go through MPI: start them with `mpirun -np N wndc run ... --hvd --engine cuda`, or `--gpus N` where Open MPI is installed');
-    throw new UnsupportedDistributedError('ranks started through WNDC_RANK/WNDC_MASTER_ADDR wire NCCL for the GPU engine; CPU ranks all-reduce with MPI: start them with `mpirun -np N wndc run ... --hvd` or `--workers N`');
+    // The same default as cli/run.ts createEngine: no --engine is the CPU.
+    if ((flags.engine ?? 'tfjs') !== 'cuda') {
+      throw new UnsupportedDistributedError('ranks started through WNDC_RANK/WNDC_MASTER_ADDR need `--engine cuda` (their host-side collectives run over NCCL); CPU ranks all-reduce with MPI: start them with `mpirun -np N wndc run ... --hvd` or `--workers N`');
+    }
+    // NCCL for everything: the rendezvous carries rank 0's NCCL id, each rank works on GPU `localRank` (as its engine).
+    try {
+      return await NcclCollective.open({ rank: environment.rank, size: environment.size, localRank: environment.localRank, masterAddr: environment.masterAddr, masterPort: environment.masterPort, timeoutSeconds, ...onOperation });
+    } catch (e) {
+      if (e instanceof NcclUnavailableError) throw new UsageError(`--engine cuda cannot run here: ${e.message}`, EXIT.failure);
+      throw e;
+    }
   }
   try {
-    // With a launcher watching, it names the late rank first; alone, the collectives' own timeout does.
-    const collective = MpiCollective.open({ timeoutSeconds: control !== null ? 2 * timeout + 10 : timeout, ...(control !== null ? { onOperation: (event) => control.operation(event) } : {}) });
+    const collective = MpiCollective.open({ timeoutSeconds, ...onOperation });
     if (collective.rank !== environment.rank || collective.size !== environment.size) {
       throw new LaunchEnvironmentError(`MPI says this is rank ${collective.rank} of ${collective.size}, the environment rank ${environment.rank} of ${environment.size}: is the MPI library the one mpirun belongs to?`);
     }

@@ -91,6 +91,23 @@ static_assert(sizeof(wndc::nccl::ncclResult_t) == sizeof(::ncclResult_t), "ncclR
 static_assert(sizeof(wndc::nccl::ncclDataType_t) == sizeof(::ncclDataType_t), "ncclDataType_t size");
 static_assert(sizeof(wndc::nccl::ncclRedOp_t) == sizeof(::ncclRedOp_t), "ncclRedOp_t size");
 
+// The config prefix wndc passes (ncclConfig_v21400): same offsets as the real struct's first members,
+// no larger than it, and the magic NCCL checks.
+static_assert(sizeof(wndc::nccl::ncclConfig_v21400) <= sizeof(::ncclConfig_t), "ncclConfig_t is smaller than wndc's prefix");
+#define WNDC_SAME_CONFIG_OFFSET(field)                                                                  \
+  static_assert(offsetof(wndc::nccl::ncclConfig_v21400, field) == offsetof(::ncclConfig_t, field) &&     \
+                    sizeof(wndc::nccl::ncclConfig_v21400::field) == sizeof(::ncclConfig_t::field),       \
+                "ncclConfig_t::" #field " offset or size");
+WNDC_SAME_CONFIG_OFFSET(size)
+WNDC_SAME_CONFIG_OFFSET(magic)
+WNDC_SAME_CONFIG_OFFSET(version)
+WNDC_SAME_CONFIG_OFFSET(blocking)
+// The magic as NCCL_CONFIG_INITIALIZER writes it (a literal in some versions, NCCL_API_MAGIC in others).
+constexpr ::ncclConfig_t kInitializedConfig = NCCL_CONFIG_INITIALIZER;
+static_assert(wndc::nccl::kConfigMagic == kInitializedConfig.magic, "NCCL_CONFIG_INITIALIZER's magic");
+static_assert(NCCL_VERSION(2, 14, 0) == wndc::nccl::kConfigVersion, "NCCL_VERSION(2, 14, 0)");
+static_assert(NCCL_VERSION_CODE >= wndc::nccl::kConfigVersion, "this nccl.h is older than 2.14 (no non-blocking communicators)");
+
 #define WNDC_CHECK_NCCL_FUNCTION(name) \
   static_assert(SameShape<wndc::nccl::name##_t, decltype(&::name)>::value, #name " has another signature");
 WNDC_NCCL_FUNCTIONS(WNDC_CHECK_NCCL_FUNCTION)

@@ -44,7 +44,7 @@ Gemm::~Gemm() {
 
 Gemm::Prepared& Gemm::prepare(const GemmCall& c) {
   const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.abType), static_cast<int>(c.dType),
-                static_cast<int>(c.epilogue), c.bias ? static_cast<int>(c.biasType) : -1, c.auxLd};
+                static_cast<int>(c.epilogue), c.bias ? static_cast<int>(c.biasType) : -1, c.auxLd, c.smCount};
   auto found = cache_.find(key);
   if (found != cache_.end()) return found->second;
   const auto& api = lt::cublasLt();
@@ -55,6 +55,10 @@ Gemm::Prepared& Gemm::prepare(const GemmCall& c) {
   lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "set TRANSA", c);
   lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "set TRANSB", c);
   lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_EPILOGUE, &c.epilogue, sizeof c.epilogue), "set EPILOGUE", c);
+  if (c.smCount > 0) {
+    const int32_t sms = c.smCount;
+    lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sms, sizeof sms), "set SM_COUNT_TARGET", c);
+  }
   if (c.bias) {
     lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &c.biasType, sizeof c.biasType), "set BIAS_DATA_TYPE", c);
     lt_check(api.cublasLtMatmulDescSetAttribute(p.desc, lt::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c.bias, sizeof c.bias), "set BIAS_POINTER", c);

@@ -35,6 +35,8 @@ struct GemmCall {
   const char* what = "";
   /** Time cuBLASLt's candidates on first use (full training batches); other shapes take the heuristic's first. */
   bool tune = true;
+  /** SMs the product should plan for (0: the whole GPU): fewer when another stream runs beside it. */
+  int smCount = 0;
 };
 
 class Gemm {
@@ -58,7 +60,7 @@ class Gemm {
     std::vector<lt::cublasLtMatmulHeuristicResult_t> candidates;
     bool tuned = false;
   };
-  using Key = std::tuple<bool, bool, long long, long long, long long, long long, long long, long long, int, int, int, int, long long>;
+  using Key = std::tuple<bool, bool, long long, long long, long long, long long, long long, long long, int, int, int, int, long long, int>;
   Prepared& prepare(const GemmCall& call);
   /** Times each candidate on the call's own buffers and keeps the fastest (WNDC_CUDA_AUTOTUNE=0: the heuristic's first). */
   void tune(Prepared& p, const GemmCall& call, cudaStream_t stream);

@@ -31,6 +31,8 @@ struct DevLookup {
   long long gradBase;
   long long rowBase;
   int index;  // position in its list, for error reports
+  /** Data parallelism: the forward pass flags the rows this lookup reads (tables whose touched rows are counted before the backward pass). */
+  int flagInForward;
 };
 
 /** Non-embedding deep input: a numeric column copy, or a whole indicator piece. */
@@ -168,12 +170,25 @@ namespace wndc {
 
 // --- data parallelism: exchanging the touched rows of large tables ---
 /**
- * Moves a table's touched rows into a record for an all-gather: record = [count, rows[capacity],
- * values[capacity x dim]] as 32-bit words; rows are local to the table; the rows are zeroed in the
- * gradient accumulator, which launchUnpackRecords fills again.
+ * A record of a table's touched rows, as 32-bit words: [count, rows[capacity], padding to 16
+ * bytes, values[capacity x dim] (float32, or bfloat16: two to a word)], padded to 16 bytes so
+ * that records can follow one another.
  */
-void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow);
-/** Adds every rank's record (size records of `words` words each, this rank's too), in rank order, into the accumulator and flags the rows. */
-void launchUnpackRecords(cudaStream_t s, const int* records, long long words, int size, int capacity, float* grad, int dim, unsigned char* touched);
+inline __host__ __device__ long long recordValuesOffset(long long capacity) { return (1 + capacity + 3) / 4 * 4; }
+inline __host__ __device__ long long recordWords(long long capacity, int dim, bool bf16) {
+  return (recordValuesOffset(capacity) + (bf16 ? capacity * dim / 2 : capacity * dim) + 3) / 4 * 4;
+}
+/** Whether a table's records use whole float4s (dim % 4 == 0 and aligned rows): bfloat16 records need it. */
+bool recordVectorised(const float* grad, int dim);
+/** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
+enum class PackMode { Clear, Keep };
+/** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */
+void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode, bool bf16);
+/**
+ * Adds every rank's record (size records of `words` words each) but `skipRank`'s (-1: none), in
+ * rank order, into the accumulator and flags the rows.
+ */
+void launchUnpackRecords(cudaStream_t s, const int* records, long long words, int size, int capacity, float* grad, int dim, unsigned char* touched, int skipRank,
+                         bool bf16);
 
 }  // namespace wndc

@@ -71,7 +71,7 @@ __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, co
         long long id = readId(b, r, L, j, row, 0, bad, &w);
         if (id < 0) continue;
         sum += L.table[id] * (w * scale);
-        if (touched) touched[L.rowBase + id] = 1;
+        if (touched && L.flagInForward) touched[L.rowBase + id] = 1;
       }
     }
     for (int k = 0; k < numericCount; k++) sum += numericWeights[k] * b.numeric[r * b.numericWidth + numericColumns[k]];
@@ -168,7 +168,7 @@ __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int 
         for (int j = 0; j < n; j++) {
           float w;
           const long long id = rowSlotId(b, r, ids, L, j, row, d0 == 0 && lane == 0 ? bad : nullptr, &w);
-          if (id >= 0 && touched && d0 == 0 && lane == 0) touched[L.rowBase + id] = 1;
+          if (id >= 0 && touched && L.flagInForward && d0 == 0 && lane == 0) touched[L.rowBase + id] = 1;
           if (id < 0 || d >= L.dim) continue;
           const float c = w * scale;
           const float* src = L.table + id * L.dim + d;

@@ -1,14 +1,36 @@
 // Data parallelism: the touched rows of a large table travel between ranks as packed records
-// (row ids and gradient rows) rather than the whole table (see model.cu, exchange). Packing moves
-// a rank's rows out of its accumulator; every rank then adds the records back in rank order, so
-// each row's sum is ((0 + g_0) + g_1) + ... on every rank: the replicas stay bit-identical.
+// (row ids and gradient rows) rather than the whole table (see model.cu, exchangeTables). In
+// general, packing moves a rank's rows out of its accumulator and every rank then adds the records
+// back in rank order, so each row's sum is ((0 + g_0) + g_1) + ... on every rank: the replicas
+// stay bit-identical. Two ranks need less: a + b == b + a in floating point, so each rank keeps its
+// own rows and adds only the other's record (halving the traffic of both kernels).
+// Records carry float32 values, or bfloat16 ones (half the bytes; --amp): then a rank that keeps
+// its own rows rounds them to bfloat16 as well, so that both ranks add the same two numbers.
+#include <cuda_bf16.h>
+
+#include <type_traits>
+
 #include "kernels.cuh"
 
 namespace wndc {
 
 namespace {
 
-__global__ void packRows(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow) {
+struct Bf16x4 {
+  __nv_bfloat162 lo, hi;
+};
+
+__device__ inline Bf16x4 toBf16(float4 v) { return {__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)}; }
+__device__ inline float4 toFloat(Bf16x4 v) {
+  const float2 lo = __bfloat1622float2(v.lo), hi = __bfloat1622float2(v.hi);
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ inline float4 toFloat(float4 v) { return v; }
+__device__ inline float4 plus(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+
+/** Rows of whole float4s (dim % 4 == 0, 16-byte aligned rows); `R` is float4 or Bf16x4. */
+template <typename R>
+__global__ void packRows4(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
   const int n = *count;
   if (blockIdx.x == 0 && threadIdx.x == 0) {
     record[0] = n <= capacity ? n : capacity;
@@ -16,27 +38,74 @@ __global__ void packRows(const int* rows, const int* count, int capacity, float*
   }
   const int used = n <= capacity ? n : capacity;
   int* ids = record + 1;
-  float* values = reinterpret_cast<float*>(record + 1 + capacity);
+  R* values = reinterpret_cast<R*>(record + recordValuesOffset(capacity));
+  const int vectors = dim / 4;
+  const long long total = (long long)used * vectors;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long k = i / vectors;
+    const int v = static_cast<int>(i - k * vectors);
+    const int row = rows[k];
+    if (v == 0) ids[k] = row;
+    float4* g = reinterpret_cast<float4*>(grad + (long long)row * dim) + v;
+    const float4 value = *g;
+    if constexpr (std::is_same<R, float4>::value) {
+      values[i] = value;
+      if (mode == PackMode::Clear) *g = make_float4(0.f, 0.f, 0.f, 0.f);
+    } else {
+      const Bf16x4 rounded = toBf16(value);
+      values[i] = rounded;
+      if (mode == PackMode::Clear) *g = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (mode == PackMode::Keep) *g = toFloat(rounded);
+    }
+  }
+}
+
+/** Any width, float values. */
+__global__ void packRows1(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
+  const int n = *count;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    record[0] = n <= capacity ? n : capacity;
+    if (n > capacity) *overflow = 1;
+  }
+  const int used = n <= capacity ? n : capacity;
+  int* ids = record + 1;
+  float* values = reinterpret_cast<float*>(record + recordValuesOffset(capacity));
   const long long total = (long long)used * dim;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
     const long long k = i / dim;
-    const int d = static_cast<int>(i % dim);
+    const int d = static_cast<int>(i - k * dim);
     const int row = rows[k];
     if (d == 0) ids[k] = row;
     float* g = &grad[(long long)row * dim + d];
     values[i] = *g;
-    *g = 0.0f;
+    if (mode == PackMode::Clear) *g = 0.0f;
   }
 }
 
 /** Adds one rank's record into the accumulator; its rows are distinct, so no two threads meet. */
-__global__ void unpackRecord(const int* record, int capacity, float* grad, int dim, unsigned char* touched) {
+template <typename R>
+__global__ void unpackRecord4(const int* record, int capacity, float* grad, int dim, unsigned char* touched) {
+  const int vectors = dim / 4;
+  const long long total = (long long)record[0] * vectors;
+  const int* ids = record + 1;
+  const R* values = reinterpret_cast<const R*>(record + recordValuesOffset(capacity));
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long k = i / vectors;
+    const int v = static_cast<int>(i - k * vectors);
+    const int row = ids[k];
+    float4* g = reinterpret_cast<float4*>(grad + (long long)row * dim) + v;
+    *g = plus(*g, toFloat(values[i]));
+    if (v == 0) touched[row] = 1;
+  }
+}
+
+__global__ void unpackRecord1(const int* record, int capacity, float* grad, int dim, unsigned char* touched) {
   const long long total = (long long)record[0] * dim;
   const int* ids = record + 1;
-  const float* values = reinterpret_cast<const float*>(record + 1 + capacity);
+  const float* values = reinterpret_cast<const float*>(record + recordValuesOffset(capacity));
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
     const long long k = i / dim;
-    const int d = static_cast<int>(i % dim);
+    const int d = static_cast<int>(i - k * dim);
     const int row = ids[k];
     grad[(long long)row * dim + d] += values[i];
     if (d == 0) touched[row] = 1;
@@ -45,14 +114,37 @@ __global__ void unpackRecord(const int* record, int capacity, float* grad, int d
 
 }  // namespace
 
-void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow) {
-  packRows<<<blocksFor((long long)capacity * dim, 256, 8192), 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow);
+bool recordVectorised(const float* grad, int dim) { return dim % 4 == 0 && reinterpret_cast<uintptr_t>(grad) % 16 == 0; }
+
+void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode, bool bf16) {
+  if (recordVectorised(grad, dim)) {
+    const int blocks = blocksFor((long long)capacity * dim / 4, 256, 8192);
+    if (bf16)
+      packRows4<Bf16x4><<<blocks, 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow, mode);
+    else
+      packRows4<float4><<<blocks, 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow, mode);
+  } else {
+    if (bf16) throw Error("bfloat16 row records need rows of whole float4s");
+    packRows1<<<blocksFor((long long)capacity * dim, 256, 8192), 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow, mode);
+  }
   checkLaunch("pack touched rows kernel");
 }
 
-void launchUnpackRecords(cudaStream_t s, const int* records, long long words, int size, int capacity, float* grad, int dim, unsigned char* touched) {
+void launchUnpackRecords(cudaStream_t s, const int* records, long long words, int size, int capacity, float* grad, int dim, unsigned char* touched, int skipRank,
+                         bool bf16) {
   for (int rank = 0; rank < size; rank++) {
-    unpackRecord<<<blocksFor((long long)capacity * dim, 256, 8192), 256, 0, s>>>(records + rank * words, capacity, grad, dim, touched);
+    if (rank == skipRank) continue;
+    const int* record = records + rank * words;
+    if (recordVectorised(grad, dim)) {
+      const int blocks = blocksFor((long long)capacity * dim / 4, 256, 8192);
+      if (bf16)
+        unpackRecord4<Bf16x4><<<blocks, 256, 0, s>>>(record, capacity, grad, dim, touched);
+      else
+        unpackRecord4<float4><<<blocks, 256, 0, s>>>(record, capacity, grad, dim, touched);
+    } else {
+      if (bf16) throw Error("bfloat16 row records need rows of whole float4s");
+      unpackRecord1<<<blocksFor((long long)capacity * dim, 256, 8192), 256, 0, s>>>(record, capacity, grad, dim, touched);
+    }
     checkLaunch("unpack touched rows kernel");
   }
 }

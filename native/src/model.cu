@@ -247,8 +247,8 @@ class ModelImpl final : public Model {
     uploadMasks(masks);
     resetStepFlags();
     forward(true, step, masks);
-    backward(step, masks);
-    compactTouched();
+    backward(step, masks, false, nullptr);
+    compactTouched(stream_);
     endStep();
     synchronize();
     GradientsOut out;
@@ -282,7 +282,7 @@ class ModelImpl final : public Model {
       out.sparse.push_back(std::move(sg));
     }
     // Leave the accumulators clean for the next step.
-    sparseApply(StepScalars{0, 0, 0, 0}, false);
+    sparseApply(stream_, StepScalars{0, 0, 0, 0}, false);
     synchronize();
     return out;
   }
@@ -297,11 +297,18 @@ class ModelImpl final : public Model {
     // Data parallelism: the rows this batch touches are known now; counting them across the ranks
     // while the backward pass runs keeps the host's wait for the counts off the GPU's path.
     if (world_) countTouchedRows();
-    backward(step, masks);
-    if (world_) exchange();
-    compactTouched();
-    mark("touched rows");
-    if (plan_.precision == Precision::Fp16) {
+    const bool fp16 = plan_.precision == Precision::Fp16;
+    // Without loss scaling (whose overflow check needs every gradient first), a data-parallel step
+    // runs each optimizer as soon as its gradients have crossed the ranks (see backward): the dense
+    // ones on the communication stream, the tables' on the side stream.
+    const bool overlapped = world_ && !fp16;
+    const bool sparseOnSide = overlapped && !tables_.empty();
+    backward(step, masks, world_ != nullptr, overlapped ? &scalars : nullptr);
+    if (!overlapped) {
+      compactTouched(stream_);
+      mark("touched rows");
+    }
+    if (fp16) {
       for (size_t p = 0; p < plan_.parameters.size(); p++)
         if (plan_.parameters[p].kind == ParameterKind::Dense) launchCheckFinite(stream_, buffers_[p].grad, plan_.parameters[p].size, overflow_);
       launchCheckFiniteRows(stream_, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, (int)tables_.size(), keyGrad_,
@@ -309,15 +316,14 @@ class ModelImpl final : public Model {
       if (world_) onComm([&] { world_->allReduceMax(overflow_, 1, nccl::ncclInt32, commStream_, "the overflow flag"); });
       mark("overflow check");
     }
-    const bool fp16 = plan_.precision == Precision::Fp16;
-    for (size_t p = 0; p < plan_.parameters.size(); p++) {
-      const Parameter& spec = plan_.parameters[p];
-      if (spec.kind != ParameterKind::Dense) continue;
-      launchDenseApply(stream_, optimizerArgs(spec.part, scalars), buffers_[p].value, buffers_[p].grad, buffers_[p].slots[0], buffers_[p].slots[1], spec.size,
-                       fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr);
-    }
+    for (size_t p = 0; p < plan_.parameters.size() && !overlapped; p++)
+      if (plan_.parameters[p].kind == ParameterKind::Dense) applyDense(stream_, p, scalars);
     mark("dense optimizers");
-    sparseApply(scalars, true);
+    if (sparseOnSide) {
+      check(cudaStreamWaitEvent(stream_, sideDone_, 0), "wait for the tables' optimizers");
+    } else if (!overlapped) {
+      sparseApply(stream_, scalars, true);
+    }
     mark("sparse optimizers");
     // A batch of no rows (a rank's share of a tiny last batch) has no moments; an fp16 step skipped
     // for overflow leaves the averages as they were, like every other state.
@@ -353,6 +359,19 @@ class ModelImpl final : public Model {
         }
         phaseTotals_[found->second].second += ms;
       }
+      // The communication stream's spans, which overlap the compute stream's phases.
+      static const char* commSpanNames[] = {"communication stream: tables (overlapped)", "communication stream: kernel gradients (overlapped)"};
+      for (int k = 0; k + 1 < kCommMarks && commMarked_; k++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, commEvents_[k], commEvents_[k + 1]) != cudaSuccess) continue;
+        auto found = phaseIndex_.find(commSpanNames[k]);
+        if (found == phaseIndex_.end()) {
+          found = phaseIndex_.emplace(commSpanNames[k], phaseTotals_.size()).first;
+          phaseTotals_.emplace_back(commSpanNames[k], 0.0);
+        }
+        phaseTotals_[found->second].second += ms;
+      }
+      commMarked_ = false;
       profiledSteps_++;
       profiledStep_ = false;
     }
@@ -460,6 +479,14 @@ class ModelImpl final : public Model {
     }
     check(cudaEventRecord(markEvents_[marksUsed_], stream_), "record a profiling event");
     markNames_[marksUsed_++] = name;
+  }
+
+  /** With profiling on, records communication-stream event `k` (see commEvents_). */
+  void commMark(int k) {
+    if (!profiling_) return;
+    if (!commEvents_[k]) check(cudaEventCreate(&commEvents_[k]), "cudaEventCreate (profiling)");
+    check(cudaEventRecord(commEvents_[k], commStream_), "record a profiling event");
+    if (k == kCommMarks - 1) commMarked_ = true;
   }
 
   void beginStep() {
@@ -606,9 +633,18 @@ class ModelImpl final : public Model {
     mark("logit and loss");
   }
 
-  void backward(long long step, const std::vector<const float*>* masks) {
+  /**
+   * The backward pass. Alone, each layer's kernel gradient follows its activation gradient. In a
+   * data-parallel step (`exchanging`), the input-gradient chain runs first, down to the table
+   * gradients, so that the tables cross the ranks (communication stream) while the kernel-gradient
+   * products run (compute stream); each kernel gradient is all-reduced as soon as it is made, and
+   * with `sideScalars` the tables' optimizers run on the side stream once their exchange is done.
+   * Ends with the compute stream waiting for every exchange.
+   */
+  void backward(long long step, const std::vector<const float*>* masks, bool exchanging, const StepScalars* sideScalars) {
     const int size = view_.size;
     const int chunks = reductionChunks(size);
+    const bool deferKernels = exchanging && !layerDPre_.empty();
     if (hasWide_) {
       if (plan_.wideBias >= 0) launchSum(stream_, dz_, size, buffers_[plan_.wideBias].grad, 1.0f);
       if (plan_.wideNumeric >= 0) {
@@ -618,7 +654,11 @@ class ModelImpl final : public Model {
       launchWideBackward(stream_, view_, wideLookupsDev_, (int)plan_.wideLookups.size(), dz_, keyGrad_, touched_);
       mark("wide gradients");
     }
-    if (plan_.layers.empty()) return;
+    if (plan_.layers.empty()) {
+      if (exchanging) exchangeTables(sideScalars);
+      if (exchanging) joinComm();
+      return;
+    }
     const size_t last = plan_.layers.size() - 1;
     const Layer& logit = plan_.layers[last];
     const T* logitInput = last == 0 ? x0_ : out_[last - 1];
@@ -634,8 +674,10 @@ class ModelImpl final : public Model {
     if (last == 0) {
       if (deepLookupCount_ > 0) launchOuterProduct<T>(stream_, dz_, logitKernel, size, plan_.deepInputWidth, dOut_[0]);
     }
+    // dPre of layer i: one of two buffers used in turn, or (deferred kernel gradients) its own.
+    auto dPre = [&](size_t i, int which) { return deferKernels ? layerDPre_[i] : dPre_[which]; };
     // With fused epilogues the input-gradient product of layer i + 1 already applied layer i's
-    // ReLU mask and summed its bias gradient (DRELU_BGRAD): `fusedPre` says dPre_[cur] holds it.
+    // ReLU mask and summed its bias gradient (DRELU_BGRAD): `fusedPre` says dPre(i) holds it.
     int cur = 0;
     bool fusedPre = false;
     for (size_t ii = last; ii-- > 0;) {
@@ -650,43 +692,26 @@ class ModelImpl final : public Model {
           launchBatchNormBackward<T>(stream_, y_[i], dOut_[flip], size, l.units, buffers_[l.gamma].value, batchMean_[i], batchVariance_[i],
                                      plan_.batchNormEpsilon, partial_, buffers_[l.gamma].grad, buffers_[l.beta].grad);
         const int used = launchActivationBackward<T>(stream_, a, dOut_[flip], dz_, fromLogit && fast ? logitKernel : nullptr, fast ? nullptr : pre_[i],
-                                                     out_[i], dPre_[cur], partial_);
+                                                     out_[i], dPre(i, cur), partial_);
         launchFinishColumns(stream_, partial_, used, l.units, buffers_[l.bias].grad, 1.0f, false);
         mark("layer " + std::to_string(i) + " activation gradient");
       } else if (biasGradScratch_) {
         launchCastToFloat<T>(stream_, static_cast<const T*>(biasGradScratch_), buffers_[l.bias].grad, l.units);
       }
-      const T* input = i == 0 ? x0_ : out_[i - 1];
-      GemmCall gw;
-      gw.transB = true;
-      gw.m = l.units;
-      gw.n = l.inputs;
-      gw.k = size;
-      gw.a = dPre_[cur];
-      gw.lda = l.units;
-      gw.b = input;
-      gw.ldb = l.inputs;
-      gw.d = buffers_[l.kernel].grad;
-      gw.ldd = l.units;
-      gw.abType = dataType<T>();
-      gw.dType = CUDA_R_32F;
-      gw.what = "hidden layer kernel gradient";
-      gw.tune = size == plan_.batchCapacity;
-      gemm_->run(gw, stream_);
-      mark("layer " + std::to_string(i) + " kernel gradient");
-      // Every dense gradient is final once layer 0's is: sum them over the ranks while the
-      // input gradient and the table gradients are computed.
-      if (i == 0) startDenseAllReduce();
+      if (!deferKernels) {
+        kernelGradient(i, dPre(i, cur), 0);
+        mark("layer " + std::to_string(i) + " kernel gradient");
+      }
       fusedPre = false;
       if (i > 0 || deepLookupCount_ > 0) {
         GemmCall gx = inputGradientProduct(l, size);
-        gx.b = dPre_[cur];
+        gx.b = dPre(i, cur);
         if (i > 0 && aux_[i - 1]) {
           const Layer& below = plan_.layers[i - 1];
           gx.epilogue = lt::CUBLASLT_EPILOGUE_DRELU_BGRAD;
           gx.aux = aux_[i - 1];
           gx.auxLd = below.units;
-          gx.d = dPre_[cur ^ 1];
+          gx.d = dPre(i - 1, cur ^ 1);
           gx.biasType = biasGradType_;
           gx.bias = biasGradScratch_ ? biasGradScratch_ : static_cast<void*>(buffers_[below.bias].grad);
           gemm_->run(gx, stream_);
@@ -704,13 +729,53 @@ class ModelImpl final : public Model {
       launchEmbeddingBackward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, dOut_[flip], plan_.deepInputWidth, keyGrad_, touched_);
       mark("embedding gradients");
     }
+    if (!exchanging) return;
+    // Every gradient but the hidden layers' kernels is final here (see the arena's layout in build).
+    exchangeTables(sideScalars);
+    // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
+    for (size_t i = 0; deferKernels && i < last; i++) {
+      kernelGradient(i, layerDPre_[i], commGemmSms_);
+      const int p = plan_.layers[i].kernel;
+      onComm(
+          [&] {
+            world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
+            if (sideScalars) applyDense(commStream_, p, *sideScalars);
+          },
+          false);
+      mark("layer " + std::to_string(i) + " kernel gradient (tables crossing the ranks meanwhile)");
+    }
+    if (!deferKernels && denseArenaFloats_ > restFloats_)
+      onComm(
+          [&] {
+            world_->allReduceSum(denseArena_ + restFloats_, denseArenaFloats_ - restFloats_, commStream_, "the kernel gradients");
+            for (size_t i = 0; sideScalars && i < last; i++) applyDense(commStream_, plan_.layers[i].kernel, *sideScalars);
+          },
+          false);
+    commMark(2);
+    joinComm();
+    mark("exchange over the ranks");
   }
 
-  /** The dense gradients (one contiguous arena) summed over the ranks on the communication stream. */
-  void startDenseAllReduce() {
-    if (!world_ || denseStarted_) return;
-    denseStarted_ = true;
-    onComm([&] { world_->allReduceSum(denseArena_, denseArenaFloats_, commStream_, "the dense gradients"); }, false);
+  /** Layer `i`'s kernel gradient, dW = X^T dP, into its float gradient, planned for `smCount` SMs (0: all). */
+  void kernelGradient(size_t i, const T* dPreLayer, int smCount) {
+    const Layer& l = plan_.layers[i];
+    GemmCall gw;
+    gw.transB = true;
+    gw.m = l.units;
+    gw.n = l.inputs;
+    gw.k = view_.size;
+    gw.a = dPreLayer;
+    gw.lda = l.units;
+    gw.b = i == 0 ? x0_ : out_[i - 1];
+    gw.ldb = l.inputs;
+    gw.d = buffers_[l.kernel].grad;
+    gw.ldd = l.units;
+    gw.abType = dataType<T>();
+    gw.dType = CUDA_R_32F;
+    gw.what = "hidden layer kernel gradient";
+    gw.tune = view_.size == plan_.batchCapacity;
+    gw.smCount = smCount;
+    gemm_->run(gw, stream_);
   }
 
   /**
@@ -730,11 +795,6 @@ class ModelImpl final : public Model {
     check(cudaStreamWaitEvent(stream_, commDone_, 0), "wait for the communication stream");
   }
 
-  /**
-   * Sums the step over the ranks: dense gradients (started during the backward pass), the loss,
-   * and each table's gradients: small tables as a whole (sum, and the union of touched rows), large
-   * ones as their touched rows (all-gathered records, added into the accumulator).
-   */
   /** Flags the batch's rows, lists each candidate table's touched rows and all-gathers their counts (no wait). */
   void countTouchedRows() {
     // The forward pass has flagged the rows it read (launchWideForward / launchEmbeddingForward).
@@ -754,49 +814,71 @@ class ModelImpl final : public Model {
         false);
   }
 
-  void exchange() {
-    startDenseAllReduce();
-    denseStarted_ = false;
+  /**
+   * Sums over the ranks, on the communication stream (no join): the loss, every dense gradient but
+   * the hidden layers' kernels (the front of the arena), and each table's gradients: small tables
+   * as a whole (sum, and the union of touched rows), large ones as their touched rows (all-gathered
+   * records, added into the accumulator in rank order). With `sideScalars`, the side stream then
+   * lists the touched rows and runs the tables' optimizers.
+   */
+  void exchangeTables(const StepScalars* sideScalars) {
     const int size = world_->size();
-    // The counts were all-gathered before the backward pass: by now they are (nearly always) here.
+    // Two ranks keep their own rows and add the other's (see kernels_world.cu).
+    const bool pairwise = size == 2;
+    // The counts were all-gathered after the forward pass: by now they are (nearly always) here.
     if (!candidates_.empty()) check(cudaEventSynchronize(countsReady_), "count the touched rows on every rank");
-    onComm([&] {
-      world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
-      for (size_t c = 0; c < candidates_.size(); c++) {
-        const int p = tables_[candidates_[c]];
-        const Parameter& spec = plan_.parameters[p];
-        TableExchange& x = exchange_[candidates_[c]];
-        int most = 0;
-        for (int r = 0; r < size; r++) most = std::max(most, hostCounts_[r * candidates_.size() + c]);
-        const double rowBytes = (double)size * (1 + most + (double)most * spec.dim) * 4;
-        const double wholeBytes = (double)spec.size * 4 + spec.rows;
-        x.rows = rowBytes < wholeBytes;
-        x.used = most;
-        if (x.rows) launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, exchangeOverflow_);
-      }
-      world_->groupStart();
-      for (size_t t = 0; t < tables_.size(); t++) {
-        const int p = tables_[t];
-        const Parameter& spec = plan_.parameters[p];
-        const TableExchange& x = exchange_[t];
-        if (x.rows) {
-          world_->allGather(x.send, x.receive, (1 + (size_t)x.used * (1 + spec.dim)) * sizeof(int), commStream_, spec.name.c_str());
-        } else {
-          world_->allReduceSum(keyGrad_ + buffers_[p].gradBase, spec.size, commStream_, spec.name.c_str());
-          world_->allReduceMax(touched_ + buffers_[p].rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
-        }
-      }
-      world_->groupEnd();
-      for (size_t t = 0; t < tables_.size(); t++) {
-        const int p = tables_[t];
-        const Parameter& spec = plan_.parameters[p];
-        const TableExchange& x = exchange_[t];
-        if (x.rows)
-          launchUnpackRecords(commStream_, x.receive, 1 + (long long)x.used * (1 + spec.dim), size, x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
-                              touched_ + buffers_[p].rowBase);
-      }
-    });
-    mark("exchange over the ranks");
+    onComm(
+        [&] {
+          commMark(0);
+          world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
+          if (restFloats_ > 0) world_->allReduceSum(denseArena_, restFloats_, commStream_, "the dense gradients");
+          for (size_t c = 0; c < candidates_.size(); c++) {
+            const int p = tables_[candidates_[c]];
+            const Parameter& spec = plan_.parameters[p];
+            TableExchange& x = exchange_[candidates_[c]];
+            int most = 0;
+            for (int r = 0; r < size; r++) most = std::max(most, hostCounts_[r * candidates_.size() + c]);
+            const double rowBytes = (double)size * recordWords(most, spec.dim, x.bf16) * 4;
+            const double wholeBytes = (double)spec.size * 4 + spec.rows;
+            x.rows = rowBytes < wholeBytes;
+            x.used = most;
+            if (x.rows)
+              launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, exchangeOverflow_,
+                             pairwise ? PackMode::Keep : PackMode::Clear, x.bf16);
+          }
+          world_->groupStart();
+          for (size_t t = 0; t < tables_.size(); t++) {
+            const int p = tables_[t];
+            const Parameter& spec = plan_.parameters[p];
+            const TableExchange& x = exchange_[t];
+            if (x.rows) {
+              world_->allGather(x.send, x.receive, recordWords(x.used, spec.dim, x.bf16) * sizeof(int), commStream_, spec.name.c_str());
+            } else {
+              world_->allReduceSum(keyGrad_ + buffers_[p].gradBase, spec.size, commStream_, spec.name.c_str());
+              world_->allReduceMax(touched_ + buffers_[p].rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
+            }
+          }
+          world_->groupEnd();
+          for (size_t t = 0; t < tables_.size(); t++) {
+            const int p = tables_[t];
+            const Parameter& spec = plan_.parameters[p];
+            const TableExchange& x = exchange_[t];
+            if (x.rows)
+              launchUnpackRecords(commStream_, x.receive, recordWords(x.used, spec.dim, x.bf16), size, x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
+                                  touched_ + buffers_[p].rowBase, pairwise ? world_->rank() : -1, x.bf16);
+          }
+          commMark(1);
+          // Every dense gradient but the hidden layers' kernels is summed: their optimizers.
+          for (size_t p = 0; sideScalars && p < plan_.parameters.size(); p++)
+            if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad < denseArena_ + restFloats_) applyDense(commStream_, p, *sideScalars);
+        },
+        false);
+    if (!sideScalars || tables_.empty()) return;
+    check(cudaEventRecord(tablesDone_, commStream_), "record the tables' exchange");
+    check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
+    compactTouched(sideStream_);
+    sparseApply(sideStream_, *sideScalars, true);
+    check(cudaEventRecord(sideDone_, sideStream_), "record the tables' optimizers");
   }
 
   long long lossDivisor() const { return globalRows_ > 0 ? globalRows_ : view_.size; }
@@ -812,15 +894,36 @@ class ModelImpl final : public Model {
     } catch (...) {
       // Half a world is none: later steps train alone, as before the call.
       world_.reset();
+      for (T* b : layerDPre_) memory_.release(b);
+      layerDPre_.clear();
       throw;
     }
   }
 
   void joinWorldBuffers(int size) {
-    check(cudaStreamCreateWithFlags(&commStream_, cudaStreamNonBlocking), "cudaStreamCreate (communication)");
+    // The communication stream outranks the compute stream: NCCL's kernels, and the packing and
+    // unpacking around them, take SMs as the tower's products free them, instead of queuing behind
+    // every block of those products (which left the table exchange running after them).
+    int least = 0, greatest = 0;
+    check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+    const char* priority = std::getenv("WNDC_CUDA_COMM_PRIORITY");  // 0: the default priority (for comparisons)
+    const bool high = !(priority && std::string(priority) == "0");
+    check(cudaStreamCreateWithPriority(&commStream_, cudaStreamNonBlocking, high ? greatest : least), "cudaStreamCreate (communication)");
     check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&commDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&countsReady_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaStreamCreateWithFlags(&sideStream_, cudaStreamNonBlocking), "cudaStreamCreate (side)");
+    check(cudaEventCreateWithFlags(&tablesDone_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&sideDone_, cudaEventDisableTiming), "cudaEventCreate");
+    // The kernel-gradient products run beside the exchange: planned for the SMs it leaves them
+    // (WNDC_CUDA_COMM_SMS, default 16, kept for NCCL and the packing kernels; 0: plan for all).
+    int sms = 0;
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_), "cudaDeviceGetAttribute");
+    const char* reserveText = std::getenv("WNDC_CUDA_COMM_SMS");
+    const int reserve = reserveText ? std::atoi(reserveText) : 16;
+    commGemmSms_ = reserve > 0 && reserve < sms ? sms - reserve : 0;
+    for (size_t i = 0; i + 1 < plan_.layers.size(); i++)
+      layerDPre_.push_back(memory_.make<T>("data parallelism:layer gradients", (size_t)plan_.batchCapacity * plan_.layers[i].units));
     // The communication stream lists rows while the compute stream may compact: its own CUB scratch.
     commSelectTemp_ = memory_.allocate("workspace:row compaction", std::max<size_t>(selectTempBytes_, 16));
     planExchange(size);
@@ -834,6 +937,9 @@ class ModelImpl final : public Model {
   void planExchange(int size) {
     exchange_.assign(tables_.size(), TableExchange{});
     candidates_.clear();
+    // With --amp, row records carry bfloat16 gradients (WNDC_CUDA_EXCHANGE=fp32: float32, as without).
+    const char* exchangeText = std::getenv("WNDC_CUDA_EXCHANGE");
+    const bool bf16Records = lowPrecision() && !(exchangeText && std::string(exchangeText) == "fp32");
     std::vector<long long> reads(plan_.parameters.size(), 0);
     for (const Lookup& l : plan_.wideLookups) reads[l.table] += l.width;
     for (const Piece& piece : plan_.pieces)
@@ -847,12 +953,23 @@ class ModelImpl final : public Model {
       TableExchange& x = exchange_[t];
       x.rows = true;
       x.capacity = static_cast<int>(capacity);
-      const long long words = 1 + capacity * (1 + spec.dim);
+      x.bf16 = bf16Records && recordVectorised(keyGrad_ + buffers_[p].gradBase, spec.dim);
+      const long long words = recordWords(capacity, spec.dim, x.bf16);
       x.list = memory_.make<int>("data parallelism:row lists", capacity > 0 ? spec.rows : 1);
       x.send = memory_.make<int>("data parallelism:row records", words);
       x.receive = memory_.make<int>("data parallelism:row records", words * size);
       candidates_.push_back(t);
     }
+    // Only the candidates' rows are flagged in the forward pass (to be counted early); the others'
+    // flags come from the backward pass, before the exchange, as in a step of one GPU.
+    auto flag = [&](std::vector<DevLookup>& lookups, DevLookup* device) {
+      for (DevLookup& l : lookups)
+        for (size_t c : candidates_)
+          if (l.rowBase == buffers_[tables_[c]].rowBase) l.flagInForward = 1;
+      if (!lookups.empty()) check(cudaMemcpy(device, lookups.data(), lookups.size() * sizeof(DevLookup), cudaMemcpyHostToDevice), "copy the lookups to the GPU");
+    };
+    flag(wideLookupsHost_, wideLookupsDev_);
+    flag(deepLookupsHost_, deepLookupsDev_);
     counts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size()));
     allCounts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size() * size));
     check(cudaHostAlloc(reinterpret_cast<void**>(&hostCounts_), std::max<size_t>(1, candidates_.size() * size) * sizeof(int), cudaHostAllocDefault),
@@ -877,16 +994,23 @@ class ModelImpl final : public Model {
     return out;
   }
 
-  void compactTouched() {
+  void compactTouched(cudaStream_t s) {
     if (tables_.empty()) return;
-    launchSelectFlagged(stream_, touched_, totalRows_, touchedList_, touchedCount_, selectTemp_, selectTempBytes_);
+    launchSelectFlagged(s, touched_, totalRows_, touchedList_, touchedCount_, selectTemp_, selectTempBytes_);
   }
 
-  void sparseApply(const StepScalars& scalars, bool apply) {
+  void applyDense(cudaStream_t s, size_t p, const StepScalars& scalars) {
+    const Parameter& spec = plan_.parameters[p];
+    const bool fp16 = plan_.precision == Precision::Fp16;
+    launchDenseApply(s, optimizerArgs(spec.part, scalars), buffers_[p].value, buffers_[p].grad, buffers_[p].slots[0], buffers_[p].slots[1], spec.size,
+                     fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr);
+  }
+
+  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply) {
     if (tables_.empty()) return;
     const bool fp16 = plan_.precision == Precision::Fp16;
     OptimizerPair pair{{optimizerArgs(0, scalars), optimizerArgs(1, scalars)}};
-    launchSparseApply(stream_, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
+    launchSparseApply(s, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
                       tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply);
   }
 
@@ -906,17 +1030,25 @@ class ModelImpl final : public Model {
     buffers_.resize(plan_.parameters.size());
     long long gradFloats = 0, rows = 0;
     std::vector<long long> denseOffsets(plan_.parameters.size(), -1);
+    // Dense gradients share one arena (64-float aligned pieces): first every one but the hidden
+    // layers' kernels, which are final early in the backward pass and are summed over the ranks
+    // together; then the kernels, in layer order, each summed as soon as it is made.
+    std::vector<bool> hiddenKernel(plan_.parameters.size(), false);
+    for (size_t i = 0; i + 1 < plan_.layers.size(); i++) hiddenKernel.at(plan_.layers[i].kernel) = true;
+    for (int pass = 0; pass < 2; pass++) {
+      for (size_t p = 0; p < plan_.parameters.size(); p++) {
+        if (plan_.parameters[p].kind != ParameterKind::Dense || hiddenKernel[p] != (pass == 1)) continue;
+        denseOffsets[p] = denseArenaFloats_;
+        denseArenaFloats_ += (plan_.parameters[p].size + 63) / 64 * 64;
+      }
+      if (pass == 0) restFloats_ = denseArenaFloats_;
+    }
     for (size_t p = 0; p < plan_.parameters.size(); p++) {
       const Parameter& spec = plan_.parameters[p];
       const bool table = spec.kind == ParameterKind::Table;
       ParameterBuffers& b = buffers_[p];
       b.value = memory_.make<float>((table ? "tables:" : "dense parameters:") + spec.name, spec.size);
       for (int s = 0; s < spec.slots && s < 2; s++) b.slots[s] = memory_.make<float>("optimizer slots:" + spec.name, spec.size);
-      if (spec.kind == ParameterKind::Dense) {
-        // Dense gradients share one arena (64-float aligned pieces): one all-reduce sums them all.
-        denseOffsets[p] = denseArenaFloats_;
-        denseArenaFloats_ += (spec.size + 63) / 64 * 64;
-      }
       if (table) {
         gradFloats = (gradFloats + 3) / 4 * 4;  // 16-byte aligned rows for the vector atomics
         b.gradBase = gradFloats;
@@ -967,7 +1099,7 @@ class ModelImpl final : public Model {
       const Parameter& t = param(l.table);
       if (t.kind != ParameterKind::Table) throw Error("lookup " + std::to_string(index) + " reads `" + t.name + "`, which is not a table");
       return DevLookup{buffers_[l.table].value, t.rows, t.dim, l.idOffset, l.width, l.lengthSlot, l.weightOffset, static_cast<int>(l.combiner), l.outOffset,
-                       buffers_[l.table].gradBase, buffers_[l.table].rowBase, index};
+                       buffers_[l.table].gradBase, buffers_[l.table].rowBase, index, 0};
     };
     std::vector<DevLookup> wide, deep;
     auto describe = [&](const Lookup& l) { return "`" + param(l.table).name + "` (" + std::to_string(param(l.table).rows) + " rows)"; };
@@ -990,6 +1122,8 @@ class ModelImpl final : public Model {
     }
     wideLookupsDev_ = upload("plan:lookups", wide);
     deepLookupsDev_ = upload("plan:lookups", deep);
+    wideLookupsHost_ = wide;
+    deepLookupsHost_ = deep;
     deepLookupCount_ = (int)deep.size();
     denseJobsDev_ = upload("plan:lookups", jobs);
     denseJobCount_ = (int)jobs.size();
@@ -1123,6 +1257,7 @@ class ModelImpl final : public Model {
     if (stream_) cudaStreamSynchronize(stream_);
     if (copyStream_) cudaStreamSynchronize(copyStream_);
     if (commStream_) cudaStreamSynchronize(commStream_);
+    if (sideStream_) cudaStreamSynchronize(sideStream_);
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
@@ -1131,6 +1266,11 @@ class ModelImpl final : public Model {
     if (commDone_) cudaEventDestroy(commDone_);
     if (countsReady_) cudaEventDestroy(countsReady_);
     countsReady_ = nullptr;
+    if (sideStream_) cudaStreamDestroy(sideStream_);
+    if (tablesDone_) cudaEventDestroy(tablesDone_);
+    if (sideDone_) cudaEventDestroy(sideDone_);
+    sideStream_ = nullptr;
+    tablesDone_ = sideDone_ = nullptr;
     commStream_ = nullptr;
     computeReady_ = commDone_ = nullptr;
     gemm_.reset();
@@ -1144,6 +1284,8 @@ class ModelImpl final : public Model {
     if (host_) cudaFreeHost(host_);
     host_ = nullptr;
     for (auto& e : markEvents_)
+      if (e) cudaEventDestroy(e);
+    for (auto& e : commEvents_)
       if (e) cudaEventDestroy(e);
     markEvents_.clear();
     if (stepDone_) cudaEventDestroy(stepDone_);
@@ -1160,6 +1302,10 @@ class ModelImpl final : public Model {
   cudaStream_t stream_ = nullptr, copyStream_ = nullptr;
   cudaEvent_t stepDone_ = nullptr;
   bool profiling_ = false, profiledStep_ = false;
+  /** With profiling on: the communication stream's start of the table exchange, its end, the end of the kernel sums. */
+  static constexpr int kCommMarks = 3;
+  cudaEvent_t commEvents_[kCommMarks] = {nullptr, nullptr, nullptr};
+  bool commMarked_ = false;
   std::vector<cudaEvent_t> markEvents_;
   std::vector<std::string> markNames_;
   size_t marksUsed_ = 0;
@@ -1192,6 +1338,8 @@ class ModelImpl final : public Model {
   std::vector<std::string> wideLookupNames_, deepLookupNames_, indicatorNames_;
   float movingAverageRate_ = 0.001f;
   DevLookup* wideLookupsDev_ = nullptr;
+  /** The lookups as uploaded (joinWorld sets their flagInForward). */
+  std::vector<DevLookup> wideLookupsHost_, deepLookupsHost_;
   DevLookup* deepLookupsDev_ = nullptr;
   int deepLookupCount_ = 0;
   DevDenseJob* denseJobsDev_ = nullptr;
@@ -1222,6 +1370,8 @@ class ModelImpl final : public Model {
    */
   struct TableExchange {
     bool rows = false;
+    /** Row records carry bfloat16 values (--amp), else float32. */
+    bool bf16 = false;
     int capacity = 0;
     int used = 0;
     int* list = nullptr;
@@ -1237,11 +1387,19 @@ class ModelImpl final : public Model {
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
   void* commSelectTemp_ = nullptr;
-  bool denseStarted_ = false;
+  /** Side stream: the tables' optimizers, after tablesDone_, beside the kernel-gradient products. */
+  cudaStream_t sideStream_ = nullptr;
+  cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
+  /** Per hidden layer, its own dPre, so that kernel gradients can wait until the tables are sent. */
+  std::vector<T*> layerDPre_;
+  /** SMs the kernel-gradient products plan for in a data-parallel step (0: all). */
+  int commGemmSms_ = 0;
   std::vector<TableExchange> exchange_;
   int* exchangeOverflow_ = nullptr;
   float* denseArena_ = nullptr;
   long long denseArenaFloats_ = 0;
+  /** The arena's front: every dense gradient but the hidden layers' kernels (which follow, layer by layer). */
+  long long restFloats_ = 0;
   long long globalRows_ = 0, rowOffset_ = 0;
 
   HostStaging staging_[2];

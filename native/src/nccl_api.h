@@ -65,8 +65,35 @@ using ncclGetVersion_t = ncclResult_t (*)(int* version);
 using ncclGetUniqueId_t = ncclResult_t (*)(ncclUniqueId* id);
 /** Collective across ranks: every rank calls it with the same id; the current CUDA device is used. */
 using ncclCommInitRank_t = ncclResult_t (*)(ncclComm_t* comm, int ranks, ncclUniqueId id, int rank);
+/**
+ * The first members of nccl.h's ncclConfig_t, as NCCL 2.14 laid it out: NCCL reads `size` bytes and
+ * treats members newer than `version` as unset, so this prefix is enough to ask for a non-blocking
+ * communicator (`blocking = 0`) from any NCCL since 2.14. Build it with nonBlockingConfig().
+ */
+struct ncclConfig_v21400 {
+  size_t size;
+  unsigned int magic;
+  unsigned int version;
+  int blocking;
+};
+/** NCCL_API_MAGIC, which nccl.h's NCCL_CONFIG_INITIALIZER puts in `magic`. */
+constexpr unsigned int kConfigMagic = 0xcafebeef;
+/** NCCL_VERSION(2, 14, 0): the layout above. */
+constexpr unsigned int kConfigVersion = 21400;
+
+inline ncclConfig_v21400 nonBlockingConfig() { return {sizeof(ncclConfig_v21400), kConfigMagic, kConfigVersion, 0}; }
+
+/**
+ * ncclCommInitRank with a configuration; with `blocking = 0` it returns at once (ncclInProgress) and
+ * every later call on the communicator may too: poll ncclCommGetAsyncError until it is no longer
+ * ncclInProgress before the next call.
+ */
+using ncclCommInitRankConfig_t = ncclResult_t (*)(ncclComm_t* comm, int ranks, ncclUniqueId id, int rank,
+                                                  ncclConfig_v21400* config);
 using ncclCommDestroy_t = ncclResult_t (*)(ncclComm_t comm);
+/** Frees the communicator without waiting for the other ranks, stopping any operation still running. */
 using ncclCommAbort_t = ncclResult_t (*)(ncclComm_t comm);
+/** The communicator's state: ncclSuccess, ncclInProgress (non-blocking init or call not done), or its error. */
 using ncclCommGetAsyncError_t = ncclResult_t (*)(ncclComm_t comm, ncclResult_t* asyncError);
 using ncclAllReduce_t = ncclResult_t (*)(const void* send, void* receive, size_t count, ncclDataType_t type,
                                          ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream);
@@ -91,6 +118,7 @@ using ncclGetLastError_t = const char* (*)(ncclComm_t comm);
   X(ncclGetVersion)             \
   X(ncclGetUniqueId)            \
   X(ncclCommInitRank)           \
+  X(ncclCommInitRankConfig)     \
   X(ncclCommDestroy)            \
   X(ncclCommAbort)              \
   X(ncclCommGetAsyncError)      \

@@ -1,7 +1,8 @@
 // One rank of the two-GPU equivalence test (test/cuda-distributed.test.ts):
 //   node --import tsx test/support/cuda-rank.ts DIR RANK SIZE
 // Trains DIR/spec.wnd on GPU RANK as rank RANK of SIZE over NCCL, on its share of each global batch
-// of DIR/config.json, and (rank 0) writes the losses and the final state to DIR/result.json. The
+// of DIR/config.json (`amp`: bf16 or fp16 mixed precision, else strict fp32), and writes its losses
+// and final state to DIR/result-RANK.json (rank 0 also the exchange plan). The
 // NCCL job id travels through DIR/id.bin (written by rank 0, renamed into place when complete).
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,9 +13,10 @@ import { randomBatch, sliceBatch } from './random-batch.js';
 const [dir, rankText, sizeText] = process.argv.slice(2) as [string, string, string];
 const rank = Number(rankText);
 const size = Number(sizeText);
-const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { steps: number; batch: number; seed: number };
+const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { steps: number; batch: number; seed: number; amp?: 'bf16' | 'fp16' };
 const ir = compileSource(readFileSync(join(dir, 'spec.wnd'), 'utf8'), 'spec.wnd', 'wnd').ir!;
-const engine = await CudaEngine.create({ device: rank, strictFp32: true });
+if (config.amp !== undefined) ir.train.mixedPrecision = config.amp;
+const engine = await CudaEngine.create({ device: rank, strictFp32: config.amp === undefined });
 await engine.build(ir, config.seed);
 const idFile = join(dir, 'id.bin');
 let id: Uint8Array;
@@ -39,8 +41,6 @@ for (let step = 0; step < config.steps; step++) {
   const result = await engine.trainStep(sliceBatch(ir, global, rank * per, per), step, lr, { offset: rank * per, total: config.batch });
   losses.push(result.loss);
 }
-if (rank === 0) {
-  const state = (await engine.state()).map((t) => ({ name: t.name, data: Array.from(t.data) }));
-  writeFileSync(join(dir, 'result.json'), JSON.stringify({ losses, state, exchange: engine.exchangePlan() }));
-}
+const state = (await engine.state()).map((t) => ({ name: t.name, data: Array.from(t.data) }));
+writeFileSync(join(dir, `result-${rank}.json`), JSON.stringify({ losses, state, exchange: engine.exchangePlan() }));
 engine.dispose();

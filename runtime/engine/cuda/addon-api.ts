@@ -226,6 +226,31 @@ export interface NativeModel {
   exchangePlan(): { table: string; mode: 'dense' | 'rows' }[];
 }
 
+/**
+ * The host-side collectives of GPU ranks over an NCCL communicator of their own
+ * (native/src/host_collective.h; runtime/distributed/nccl.ts wraps it). Each operation copies its
+ * input, runs on a worker thread and settles its promise; one at a time. An operation that the
+ * other ranks do not join within the timeout given at creation rejects with an Error naming it, this
+ * rank and the timeout, and the communicator is aborted: nothing but `abort` may follow.
+ */
+export interface NativeHostCollective {
+  readonly rank: number;
+  readonly size: number;
+  /** The GPU whose memory and stream carry the operations. */
+  readonly device: number;
+  /** Sums `buffer` over the ranks, in place (ncclFloat32 / ncclFloat64). */
+  allReduceSum(buffer: Float32Array | Float64Array): Promise<void>;
+  /** Copies rank `root`'s bytes of `buffer` into every rank's (same length on every rank). */
+  broadcast(buffer: ArrayBufferView, root: number): Promise<void>;
+  /** Every rank's bytes, in rank order; the lengths may differ. */
+  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
+  barrier(): Promise<void>;
+  /** Frees the communicator (without waiting for the other ranks); no operation may follow. */
+  destroy(): void;
+  /** Aborts the communicator unless an operation is running (that one is left to the process's exit). */
+  abort(): void;
+}
+
 export interface NativeAddon {
   /** Addon build: version, CUDA runtime it was built with, architectures compiled. */
   buildInfo(): { version: string; cudaRuntime: number; architectures: string[] };
@@ -242,4 +267,10 @@ export interface NativeAddon {
   createModel(plan: NativePlan, device: number): NativeModel;
   /** A new NCCL job id (loads NCCL): rank 0 makes it, every rank passes it to `joinWorld`. */
   ncclUniqueId(): Uint8Array;
+  /**
+   * Joins the job `id` (rank 0's `ncclUniqueId()`) as `rank` of `size` on GPU `device` (loads NCCL);
+   * returns at once: the first operation waits for every rank to join, under `timeoutSeconds` as
+   * every later one. Absent from addons built before it (rebuild with `npm run build:cuda`).
+   */
+  createHostCollective?(id: Uint8Array, rank: number, size: number, device: number, timeoutSeconds: number): NativeHostCollective;
 }

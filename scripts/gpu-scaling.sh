@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Data parallelism on a machine of several GPUs, in one go (issue 6's checks):
+#   1. test/cuda-distributed.test.ts: 2 ranks over NCCL give one GPU's weights (1e-5);
+#   2. the scaling benchmark: Outbrain, global batch 131,072, --amp, on 1 GPU and on N GPUs,
+#      each `runs` times (the figures to report are the medians), then N GPUs with --profile,
+#      then N GPUs with NCCL forced onto sockets (a stand-in for several hosts).
+# Usage (through the device tool): source .device/on-device.sh; bash scripts/gpu-scaling.sh [N] [runs]
+# Logs go to $OUT (the device tool's output folder) or /tmp/wndc-gpu-scaling.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+gpus="${1:-$(nvidia-smi -L | wc -l)}"
+runs="${2:-3}"
+out="${OUT:-/tmp/wndc-gpu-scaling}"
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+export NCCL_NVLS_ENABLE=0
+
+timeout 180 node --import tsx --test --test-reporter=spec test/cuda-distributed.test.ts > "$out/distributed-test.txt" 2>&1
+grep -E "^ℹ (tests|pass|fail|skipped)|✖" "$out/distributed-test.txt" | head -20
+
+spec=examples/outbrain/outbrain.wnd
+common=(--engine cuda --amp --benchmark --global_batch_size 131072 --synthetic_rows 262144 --benchmark_steps 60 --benchmark_warmup_steps 10)
+bench() {
+  echo "== $* ${common[*]}" | tee -a "$out/scaling.txt"
+  timeout 120 "$@" 2>&1 | grep -E "examplesPerSecond|rror" | head -5 | tee -a "$out/scaling.txt"
+}
+for i in $(seq "$runs"); do
+  bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}"
+  bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
+done
+bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus" --profile
+NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
