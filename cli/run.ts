@@ -90,14 +90,18 @@ function checkCudaFlags(engine: string, f: RunFlags): void {
   if (f.profile && (!f.benchmark || engine !== 'cuda')) throw new UsageError('--profile times the phases of CUDA steps: it goes with --benchmark and --engine cuda');
 }
 
-async function createEngine(name: string | undefined, flags: RunFlags, device = 0): Promise<Engine> {
+/**
+ * The engine `name`; a CUDA engine on GPU `device`, built for batches of `batchCapacity` rows (this
+ * rank's share of a global batch: its products are tuned for that shape, larger predictions split).
+ */
+async function createEngine(name: string | undefined, flags: RunFlags, device = 0, batchCapacity?: number): Promise<Engine> {
   const choice = name ?? 'tfjs';
   if (!(ENGINES as readonly string[]).includes(choice)) throw new UsageError(`--engine takes one of ${ENGINES.join(', ')}, not ${JSON.stringify(choice)}`);
   checkCudaFlags(choice, flags);
   if (choice === 'cuda') {
     const [{ CudaEngine }, { CudaUnavailableError }] = await Promise.all([import('../runtime/engine/cuda/engine.js'), import('../runtime/engine/cuda/load-addon.js')]);
     try {
-      return await CudaEngine.create({ strictFp32: flags.tf32 === false, device });
+      return await CudaEngine.create({ strictFp32: flags.tf32 === false, device, ...(batchCapacity !== undefined ? { batchCapacity } : {}) });
     } catch (e) {
       // A missing GPU, driver, addon build or cuBLASLt: one line saying what, no stack.
       if (e instanceof CudaUnavailableError) throw new UsageError(`--engine cuda cannot run here: ${e.message}; \`--engine tfjs\` trains on the CPU`, EXIT.failure);
@@ -191,7 +195,9 @@ async function runRank(file: string, ir: ModelIR, flags: RunFlags, modelDir: str
   try {
     // One GPU per rank of a host: the rank's local rank picks it.
     const device = world.environment.mode === 'single' ? 0 : world.environment.localRank;
-    const engine = await createEngine(flags.engine, flags, device);
+    // Several ranks: each trains on its share of every global batch, so the GPU engine is built
+    // (and its matrix products tuned) for that share rather than for the global batch.
+    const engine = await createEngine(flags.engine, flags, device, distributed ? Math.ceil(ir.train.batchSize / collective.size) : undefined);
     try {
       if (ir.train.mixedPrecision !== 'off' && !engine.capabilities.mixedPrecision.includes(ir.train.mixedPrecision)) throw new UnsupportedPrecisionError(engine.name, ir.train.mixedPrecision);
       if (flags.predict !== undefined) return await predictCommand(ir, engine, flags, modelDir, file, io);

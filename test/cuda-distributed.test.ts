@@ -148,7 +148,7 @@ test('two GPUs with --amp (bf16 row records): both ranks identical, and within b
   if (typeof outcome === 'string') return t.skip(outcome);
   const { ranks, losses, reference } = outcome;
   assertReplicasIdentical(ranks);
-  // bf16 activations already differ from run to run of the sums' order; the row records add one
-  // rounding to bf16 (relative 2^-9) of each rank's row gradients: 1e-2 relative after 4 steps.
-  t.diagnostic(`worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-2)}`);
+  // The row records round each rank's row gradients to bf16 (relative 2^-9), on top of bf16
+  // activations: 1e-5 (relative, absolute below 1; 1.5e-8 measured on two H200s) after 4 steps.
+  t.diagnostic(`worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
 });

@@ -31,8 +31,6 @@ struct DevLookup {
   long long gradBase;
   long long rowBase;
   int index;  // position in its list, for error reports
-  /** Data parallelism: the forward pass flags the rows this lookup reads (tables whose touched rows are counted before the backward pass). */
-  int flagInForward;
 };
 
 /** Non-embedding deep input: a numeric column copy, or a whole indicator piece. */
@@ -60,13 +58,10 @@ struct OptimizerArgs {
 };
 
 // --- lookups ---
-/** `touched` (optional): flags the rows read, for data parallelism's early count. */
 void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias,
-                       const float* numericWeights, const int* numericColumns, int numericCount, float* wideLogit, BadId* bad,
-                       unsigned char* touched = nullptr);
+                       const float* numericWeights, const int* numericColumns, int numericCount, float* wideLogit, BadId* bad);
 template <typename T>
-void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad,
-                            unsigned char* touched = nullptr);
+void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad);
 template <typename T>
 void launchDenseInputs(cudaStream_t s, const BatchView& b, const DevDenseJob* jobs, int count, T* x0, int inputWidth, BadId* bad);
 void launchWideBackward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* dz, float* keyGrad,
@@ -149,7 +144,7 @@ struct OptimizerPair {
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
                        float* const* tables, float* const* slot0, float* const* slot1, int tableCount, float* keyGrad,
-                       unsigned char* touched, const float* lossScale, const int* skip, bool apply);
+                       unsigned char* touched, const float* lossScale, const int* skip, bool apply, int maxBlocks = 4096);
 /** Sets *flag when any gradient value is Inf or NaN. */
 void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag);
 void launchCheckFiniteRows(cudaStream_t s, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,

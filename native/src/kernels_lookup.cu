@@ -58,7 +58,7 @@ __device__ __forceinline__ long long readId(const BatchView& b, long long r, con
 }
 
 __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
-                            const int* numericColumns, int numericCount, float* wideLogit, BadId* bad, unsigned char* touched) {
+                            const int* numericColumns, int numericCount, float* wideLogit, BadId* bad) {
   for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < b.size; row += gridDim.x * blockDim.x) {
     long long r = sourceRow(b, row);
     float sum = bias ? bias[0] : 0.0f;
@@ -71,7 +71,6 @@ __global__ void wideForward(BatchView b, const DevLookup* lookups, int count, co
         long long id = readId(b, r, L, j, row, 0, bad, &w);
         if (id < 0) continue;
         sum += L.table[id] * (w * scale);
-        if (touched && L.flagInForward) touched[L.rowBase + id] = 1;
       }
     }
     for (int k = 0; k < numericCount; k++) sum += numericWeights[k] * b.numeric[r * b.numericWidth + numericColumns[k]];
@@ -142,7 +141,7 @@ __device__ __forceinline__ long long rowSlotId(const BatchView& b, long long r, 
  * dependent load. Lanes cover 4 adjacent floats of a vector (128 per pass).
  */
 template <typename T>
-__global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
+__global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
   // The descriptors in shared memory when they fit (nearly every model), else read where they are.
   __shared__ DevLookup shared[kRowLookupsMax];
   const bool inShared = count <= kRowLookupsMax;
@@ -168,7 +167,6 @@ __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int 
         for (int j = 0; j < n; j++) {
           float w;
           const long long id = rowSlotId(b, r, ids, L, j, row, d0 == 0 && lane == 0 ? bad : nullptr, &w);
-          if (id >= 0 && touched && L.flagInForward && d0 == 0 && lane == 0) touched[L.rowBase + id] = 1;
           if (id < 0 || d >= L.dim) continue;
           const float c = w * scale;
           const float* src = L.table + id * L.dim + d;
@@ -329,16 +327,16 @@ __global__ void wideBackward(BatchView b, const DevLookup* lookups, int count, c
 }  // namespace
 
 void launchWideForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, const float* bias, const float* numericWeights,
-                       const int* numericColumns, int numericCount, float* wideLogit, BadId* bad, unsigned char* touched) {
+                       const int* numericColumns, int numericCount, float* wideLogit, BadId* bad) {
   if (b.size == 0) return;
-  wideForward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, bias, numericWeights, numericColumns, numericCount, wideLogit, bad, touched);
+  wideForward<<<blocksFor(b.size, 256), 256, 0, s>>>(b, lookups, count, bias, numericWeights, numericColumns, numericCount, wideLogit, bad);
   checkLaunch("wide forward kernel");
 }
 
 template <typename T>
-void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad, unsigned char* touched) {
+void launchEmbeddingForward(cudaStream_t s, const BatchView& b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
   if (b.size == 0 || count == 0) return;
-  embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad, touched);
+  embeddingForwardRows<T><<<blocksFor((long long)b.size * 32, 256), 256, 0, s>>>(b, lookups, count, x0, inputWidth, bad);
   checkLaunch("embedding lookup kernel");
 }
 
@@ -365,7 +363,7 @@ void launchEmbeddingBackward(cudaStream_t s, const BatchView& b, const DevLookup
 }
 
 #define WNDC_INSTANTIATE(T)                                                                                                        \
-  template void launchEmbeddingForward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, T*, int, BadId*, unsigned char*);             \
+  template void launchEmbeddingForward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, T*, int, BadId*);             \
   template void launchDenseInputs<T>(cudaStream_t, const BatchView&, const DevDenseJob*, int, T*, int, BadId*);                \
   template void launchEmbeddingBackward<T>(cudaStream_t, const BatchView&, const DevLookup*, int, const T*, int, float*, unsigned char*);
 WNDC_INSTANTIATE(float)

@@ -125,7 +125,13 @@ class ModelImpl final : public Model {
  public:
   ModelImpl(const Plan& plan, int device) : plan_(plan), device_(device) {
     check(cudaSetDevice(device), "cudaSetDevice");
-    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate (compute)");
+    // Priorities, highest first: communication, compute, side (the tables' optimizers fill the SMs
+    // the products leave; see joinWorldBuffers). Alone, the compute stream is the only one that counts.
+    int least = 0, greatest = 0;
+    check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+    const char* sideLow = std::getenv("WNDC_CUDA_SIDE_LOW");
+    const int computePriority = greatest < least && !(sideLow && std::string(sideLow) == "0") ? greatest + 1 : least;
+    check(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, computePriority), "cudaStreamCreate (compute)");
     check(cudaStreamCreateWithFlags(&copyStream_, cudaStreamNonBlocking), "cudaStreamCreate (copy)");
     check(cudaEventCreateWithFlags(&stepDone_, cudaEventDisableTiming), "cudaEventCreate");
     try {
@@ -294,9 +300,6 @@ class ModelImpl final : public Model {
     uploadMasks(masks);
     resetStepFlags();
     forward(true, step, masks);
-    // Data parallelism: the rows this batch touches are known now; counting them across the ranks
-    // while the backward pass runs keeps the host's wait for the counts off the GPU's path.
-    if (world_) countTouchedRows();
     const bool fp16 = plan_.precision == Precision::Fp16;
     // Without loss scaling (whose overflow check needs every gradient first), a data-parallel step
     // runs each optimizer as soon as its gradients have crossed the ranks (see backward): the dense
@@ -579,12 +582,12 @@ class ModelImpl final : public Model {
     if (hasWide_)
       launchWideForward(stream_, view_, wideLookupsDev_, (int)plan_.wideLookups.size(), plan_.wideBias >= 0 ? buffers_[plan_.wideBias].value : nullptr,
                         plan_.wideNumeric >= 0 ? buffers_[plan_.wideNumeric].value : nullptr, wideNumericColumnsDev_, (int)plan_.wideNumericColumns.size(),
-                        wideLogit_, badId_, training && world_ ? touched_ : nullptr);
+                        wideLogit_, badId_);
     mark("wide lookups");
     const T* input = nullptr;
     int width = 0;
     if (!plan_.layers.empty()) {
-      launchEmbeddingForward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, x0_, plan_.deepInputWidth, badId_, training && world_ ? touched_ : nullptr);
+      launchEmbeddingForward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, x0_, plan_.deepInputWidth, badId_);
       launchDenseInputs<T>(stream_, view_, denseJobsDev_, denseJobCount_, x0_, plan_.deepInputWidth, badId_);
       if (lowPrecision())
         for (auto& [p, low] : lowCopy_) launchCast<T>(stream_, buffers_[p].value, static_cast<T*>(low), plan_.parameters[p].size);
@@ -655,8 +658,11 @@ class ModelImpl final : public Model {
       mark("wide gradients");
     }
     if (plan_.layers.empty()) {
-      if (exchanging) exchangeTables(sideScalars);
-      if (exchanging) joinComm();
+      if (exchanging) {
+        onComm([&] { countTouchedRows(); }, false);
+        exchangeTables(sideScalars);
+        joinComm();
+      }
       return;
     }
     const size_t last = plan_.layers.size() - 1;
@@ -730,19 +736,22 @@ class ModelImpl final : public Model {
       mark("embedding gradients");
     }
     if (!exchanging) return;
-    // Every gradient but the hidden layers' kernels is final here (see the arena's layout in build).
-    exchangeTables(sideScalars);
-    // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
+    // Every gradient but the hidden layers' kernels is final here (see the arena's layout in build),
+    // and every touched row is flagged: the communication stream counts them per table, while the
+    // compute stream goes on with the kernel gradients, queued before the host waits for the counts.
+    onComm([&] { countTouchedRows(); }, false);
     for (size_t i = 0; deferKernels && i < last; i++) {
+      // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
       kernelGradient(i, layerDPre_[i], commGemmSms_);
-      const int p = plan_.layers[i].kernel;
-      onComm(
-          [&] {
-            world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
-            if (sideScalars) applyDense(commStream_, p, *sideScalars);
-          },
-          false);
+      check(cudaEventRecord(kernelDone_[i], stream_), "record a kernel gradient");
       mark("layer " + std::to_string(i) + " kernel gradient (tables crossing the ranks meanwhile)");
+    }
+    exchangeTables(sideScalars);
+    for (size_t i = 0; deferKernels && i < last; i++) {
+      const int p = plan_.layers[i].kernel;
+      check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
+      world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
+      if (sideScalars) applyDense(commStream_, p, *sideScalars);
     }
     if (!deferKernels && denseArenaFloats_ > restFloats_)
       onComm(
@@ -795,23 +804,22 @@ class ModelImpl final : public Model {
     check(cudaStreamWaitEvent(stream_, commDone_, 0), "wait for the communication stream");
   }
 
-  /** Flags the batch's rows, lists each candidate table's touched rows and all-gathers their counts (no wait). */
+  /**
+   * On the communication stream (ordered after the backward pass's table gradients, which flag the
+   * touched rows): lists each candidate table's touched rows and all-gathers their counts, which
+   * reach the host at countsReady_.
+   */
   void countTouchedRows() {
-    // The forward pass has flagged the rows it read (launchWideForward / launchEmbeddingForward).
     if (candidates_.empty()) return;
-    onComm(
-        [&] {
-          for (size_t c = 0; c < candidates_.size(); c++) {
-            const int p = tables_[candidates_[c]];
-            TableExchange& x = exchange_[candidates_[c]];
-            launchSelectFlagged(commStream_, touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, x.list, counts_ + c, commSelectTemp_, selectTempBytes_);
-          }
-          world_->allGather(counts_, allCounts_, candidates_.size() * sizeof(int), commStream_, "the touched-row counts");
-          check(cudaMemcpyAsync(hostCounts_, allCounts_, candidates_.size() * world_->size() * sizeof(int), cudaMemcpyDeviceToHost, commStream_),
-                "copy the touched-row counts");
-          check(cudaEventRecord(countsReady_, commStream_), "record the touched-row counts");
-        },
-        false);
+    for (size_t c = 0; c < candidates_.size(); c++) {
+      const int p = tables_[candidates_[c]];
+      TableExchange& x = exchange_[candidates_[c]];
+      launchSelectFlagged(commStream_, touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, x.list, counts_ + c, commSelectTemp_, selectTempBytes_);
+    }
+    world_->allGather(counts_, allCounts_, candidates_.size() * sizeof(int), commStream_, "the touched-row counts");
+    check(cudaMemcpyAsync(hostCounts_, allCounts_, candidates_.size() * world_->size() * sizeof(int), cudaMemcpyDeviceToHost, commStream_),
+          "copy the touched-row counts");
+    check(cudaEventRecord(countsReady_, commStream_), "record the touched-row counts");
   }
 
   /**
@@ -825,54 +833,52 @@ class ModelImpl final : public Model {
     const int size = world_->size();
     // Two ranks keep their own rows and add the other's (see kernels_world.cu).
     const bool pairwise = size == 2;
-    // The counts were all-gathered after the forward pass: by now they are (nearly always) here.
+    // The counts were all-gathered while the kernel gradients were being queued; the host waits
+    // for them here (the GPU does not: its compute stream has work queued). The communication
+    // stream is already ordered after the table gradients (countTouchedRows).
     if (!candidates_.empty()) check(cudaEventSynchronize(countsReady_), "count the touched rows on every rank");
-    onComm(
-        [&] {
-          commMark(0);
-          world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
-          if (restFloats_ > 0) world_->allReduceSum(denseArena_, restFloats_, commStream_, "the dense gradients");
-          for (size_t c = 0; c < candidates_.size(); c++) {
-            const int p = tables_[candidates_[c]];
-            const Parameter& spec = plan_.parameters[p];
-            TableExchange& x = exchange_[candidates_[c]];
-            int most = 0;
-            for (int r = 0; r < size; r++) most = std::max(most, hostCounts_[r * candidates_.size() + c]);
-            const double rowBytes = (double)size * recordWords(most, spec.dim, x.bf16) * 4;
-            const double wholeBytes = (double)spec.size * 4 + spec.rows;
-            x.rows = rowBytes < wholeBytes;
-            x.used = most;
-            if (x.rows)
-              launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, exchangeOverflow_,
-                             pairwise ? PackMode::Keep : PackMode::Clear, x.bf16);
-          }
-          world_->groupStart();
-          for (size_t t = 0; t < tables_.size(); t++) {
-            const int p = tables_[t];
-            const Parameter& spec = plan_.parameters[p];
-            const TableExchange& x = exchange_[t];
-            if (x.rows) {
-              world_->allGather(x.send, x.receive, recordWords(x.used, spec.dim, x.bf16) * sizeof(int), commStream_, spec.name.c_str());
-            } else {
-              world_->allReduceSum(keyGrad_ + buffers_[p].gradBase, spec.size, commStream_, spec.name.c_str());
-              world_->allReduceMax(touched_ + buffers_[p].rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
-            }
-          }
-          world_->groupEnd();
-          for (size_t t = 0; t < tables_.size(); t++) {
-            const int p = tables_[t];
-            const Parameter& spec = plan_.parameters[p];
-            const TableExchange& x = exchange_[t];
-            if (x.rows)
-              launchUnpackRecords(commStream_, x.receive, recordWords(x.used, spec.dim, x.bf16), size, x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
-                                  touched_ + buffers_[p].rowBase, pairwise ? world_->rank() : -1, x.bf16);
-          }
-          commMark(1);
-          // Every dense gradient but the hidden layers' kernels is summed: their optimizers.
-          for (size_t p = 0; sideScalars && p < plan_.parameters.size(); p++)
-            if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad < denseArena_ + restFloats_) applyDense(commStream_, p, *sideScalars);
-        },
-        false);
+    commMark(0);
+    world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
+    if (restFloats_ > 0) world_->allReduceSum(denseArena_, restFloats_, commStream_, "the dense gradients");
+    for (size_t c = 0; c < candidates_.size(); c++) {
+      const int p = tables_[candidates_[c]];
+      const Parameter& spec = plan_.parameters[p];
+      TableExchange& x = exchange_[candidates_[c]];
+      int most = 0;
+      for (int r = 0; r < size; r++) most = std::max(most, hostCounts_[r * candidates_.size() + c]);
+      const double rowBytes = (double)size * recordWords(most, spec.dim, x.bf16) * 4;
+      const double wholeBytes = (double)spec.size * 4 + spec.rows;
+      x.rows = rowBytes < wholeBytes;
+      x.used = most;
+      if (x.rows)
+        launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, exchangeOverflow_,
+                       pairwise ? PackMode::Keep : PackMode::Clear, x.bf16);
+    }
+    world_->groupStart();
+    for (size_t t = 0; t < tables_.size(); t++) {
+      const int p = tables_[t];
+      const Parameter& spec = plan_.parameters[p];
+      const TableExchange& x = exchange_[t];
+      if (x.rows) {
+        world_->allGather(x.send, x.receive, recordWords(x.used, spec.dim, x.bf16) * sizeof(int), commStream_, spec.name.c_str());
+      } else {
+        world_->allReduceSum(keyGrad_ + buffers_[p].gradBase, spec.size, commStream_, spec.name.c_str());
+        world_->allReduceMax(touched_ + buffers_[p].rowBase, spec.rows, nccl::ncclUint8, commStream_, spec.name.c_str());
+      }
+    }
+    world_->groupEnd();
+    for (size_t t = 0; t < tables_.size(); t++) {
+      const int p = tables_[t];
+      const Parameter& spec = plan_.parameters[p];
+      const TableExchange& x = exchange_[t];
+      if (x.rows)
+        launchUnpackRecords(commStream_, x.receive, recordWords(x.used, spec.dim, x.bf16), size, x.used, keyGrad_ + buffers_[p].gradBase, spec.dim,
+                            touched_ + buffers_[p].rowBase, pairwise ? world_->rank() : -1, x.bf16);
+    }
+    commMark(1);
+    // Every dense gradient but the hidden layers' kernels is summed: their optimizers.
+    for (size_t p = 0; sideScalars && p < plan_.parameters.size(); p++)
+      if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad < denseArena_ + restFloats_) applyDense(commStream_, p, *sideScalars);
     if (!sideScalars || tables_.empty()) return;
     check(cudaEventRecord(tablesDone_, commStream_), "record the tables' exchange");
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
@@ -912,16 +918,20 @@ class ModelImpl final : public Model {
     check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&commDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&countsReady_, cudaEventDisableTiming), "cudaEventCreate");
-    check(cudaStreamCreateWithFlags(&sideStream_, cudaStreamNonBlocking), "cudaStreamCreate (side)");
+    check(cudaStreamCreateWithPriority(&sideStream_, cudaStreamNonBlocking, least), "cudaStreamCreate (side)");
+    const char* sideBlocks = std::getenv("WNDC_CUDA_SIDE_BLOCKS");
+    sideBlocks_ = sideBlocks ? std::atoi(sideBlocks) : 0;
     check(cudaEventCreateWithFlags(&tablesDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&sideDone_, cudaEventDisableTiming), "cudaEventCreate");
     // The kernel-gradient products run beside the exchange: planned for the SMs it leaves them
-    // (WNDC_CUDA_COMM_SMS, default 16, kept for NCCL and the packing kernels; 0: plan for all).
+    // (WNDC_CUDA_COMM_SMS, default 32, kept for NCCL, the packing kernels and the optimizers; 0: plan for all).
     int sms = 0;
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_), "cudaDeviceGetAttribute");
     const char* reserveText = std::getenv("WNDC_CUDA_COMM_SMS");
-    const int reserve = reserveText ? std::atoi(reserveText) : 16;
+    const int reserve = reserveText ? std::atoi(reserveText) : 32;
     commGemmSms_ = reserve > 0 && reserve < sms ? sms - reserve : 0;
+    kernelDone_.assign(plan_.layers.empty() ? 0 : plan_.layers.size() - 1, nullptr);
+    for (cudaEvent_t& e : kernelDone_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
     for (size_t i = 0; i + 1 < plan_.layers.size(); i++)
       layerDPre_.push_back(memory_.make<T>("data parallelism:layer gradients", (size_t)plan_.batchCapacity * plan_.layers[i].units));
     // The communication stream lists rows while the compute stream may compact: its own CUB scratch.
@@ -960,16 +970,6 @@ class ModelImpl final : public Model {
       x.receive = memory_.make<int>("data parallelism:row records", words * size);
       candidates_.push_back(t);
     }
-    // Only the candidates' rows are flagged in the forward pass (to be counted early); the others'
-    // flags come from the backward pass, before the exchange, as in a step of one GPU.
-    auto flag = [&](std::vector<DevLookup>& lookups, DevLookup* device) {
-      for (DevLookup& l : lookups)
-        for (size_t c : candidates_)
-          if (l.rowBase == buffers_[tables_[c]].rowBase) l.flagInForward = 1;
-      if (!lookups.empty()) check(cudaMemcpy(device, lookups.data(), lookups.size() * sizeof(DevLookup), cudaMemcpyHostToDevice), "copy the lookups to the GPU");
-    };
-    flag(wideLookupsHost_, wideLookupsDev_);
-    flag(deepLookupsHost_, deepLookupsDev_);
     counts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size()));
     allCounts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size() * size));
     check(cudaHostAlloc(reinterpret_cast<void**>(&hostCounts_), std::max<size_t>(1, candidates_.size() * size) * sizeof(int), cudaHostAllocDefault),
@@ -1011,7 +1011,8 @@ class ModelImpl final : public Model {
     const bool fp16 = plan_.precision == Precision::Fp16;
     OptimizerPair pair{{optimizerArgs(0, scalars), optimizerArgs(1, scalars)}};
     launchSparseApply(s, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
-                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply);
+                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply,
+                      s == sideStream_ && sideBlocks_ > 0 ? sideBlocks_ : 4096);
   }
 
   template <typename V>
@@ -1099,7 +1100,7 @@ class ModelImpl final : public Model {
       const Parameter& t = param(l.table);
       if (t.kind != ParameterKind::Table) throw Error("lookup " + std::to_string(index) + " reads `" + t.name + "`, which is not a table");
       return DevLookup{buffers_[l.table].value, t.rows, t.dim, l.idOffset, l.width, l.lengthSlot, l.weightOffset, static_cast<int>(l.combiner), l.outOffset,
-                       buffers_[l.table].gradBase, buffers_[l.table].rowBase, index, 0};
+                       buffers_[l.table].gradBase, buffers_[l.table].rowBase, index};
     };
     std::vector<DevLookup> wide, deep;
     auto describe = [&](const Lookup& l) { return "`" + param(l.table).name + "` (" + std::to_string(param(l.table).rows) + " rows)"; };
@@ -1122,8 +1123,6 @@ class ModelImpl final : public Model {
     }
     wideLookupsDev_ = upload("plan:lookups", wide);
     deepLookupsDev_ = upload("plan:lookups", deep);
-    wideLookupsHost_ = wide;
-    deepLookupsHost_ = deep;
     deepLookupCount_ = (int)deep.size();
     denseJobsDev_ = upload("plan:lookups", jobs);
     denseJobCount_ = (int)jobs.size();
@@ -1269,6 +1268,9 @@ class ModelImpl final : public Model {
     if (sideStream_) cudaStreamDestroy(sideStream_);
     if (tablesDone_) cudaEventDestroy(tablesDone_);
     if (sideDone_) cudaEventDestroy(sideDone_);
+    for (cudaEvent_t e : kernelDone_)
+      if (e) cudaEventDestroy(e);
+    kernelDone_.clear();
     sideStream_ = nullptr;
     tablesDone_ = sideDone_ = nullptr;
     commStream_ = nullptr;
@@ -1338,8 +1340,6 @@ class ModelImpl final : public Model {
   std::vector<std::string> wideLookupNames_, deepLookupNames_, indicatorNames_;
   float movingAverageRate_ = 0.001f;
   DevLookup* wideLookupsDev_ = nullptr;
-  /** The lookups as uploaded (joinWorld sets their flagInForward). */
-  std::vector<DevLookup> wideLookupsHost_, deepLookupsHost_;
   DevLookup* deepLookupsDev_ = nullptr;
   int deepLookupCount_ = 0;
   DevDenseJob* denseJobsDev_ = nullptr;
@@ -1392,6 +1392,10 @@ class ModelImpl final : public Model {
   cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
   /** Per hidden layer, its own dPre, so that kernel gradients can wait until the tables are sent. */
   std::vector<T*> layerDPre_;
+  /** Most blocks of the tables' optimizers on the side stream (0: as many as the rows ask). */
+  int sideBlocks_ = 0;
+  /** Per hidden layer: its kernel gradient is made (the communication stream then sums it). */
+  std::vector<cudaEvent_t> kernelDone_;
   /** SMs the kernel-gradient products plan for in a data-parallel step (0: all). */
   int commGemmSms_ = 0;
   std::vector<TableExchange> exchange_;
