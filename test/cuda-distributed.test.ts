@@ -1,4 +1,4 @@
-// Data parallelism on GPUs (NCCL inside the CUDA addon): two processes, one GPU each, with global
+// Data parallelism on GPUs (NCCL inside the CUDA addon): two (or four) processes, one GPU each, with global
 // batch B give the weights one process gets with batch B. Needs a machine with two GPUs; skipped,
 // saying why, elsewhere. On such a machine: node --import tsx --test test/cuda-distributed.test.ts
 import { test } from 'node:test';
@@ -70,16 +70,20 @@ interface RankResult {
  * Trains SPEC on two GPUs (one process each) and on one, with the same global batches; returns
  * both ranks' results and the one-GPU reference (losses and state), or a reason to skip.
  */
-async function twoGpusAndOne(config: { steps: number; batch: number; seed: number; amp?: 'bf16' }): Promise<string | { ranks: RankResult[]; losses: number[]; reference: Map<string, Float32Array> }> {
+async function gpusAndOne(
+  config: { steps: number; batch: number; seed: number; amp?: 'bf16' },
+  size = 2,
+): Promise<string | { ranks: RankResult[]; losses: number[]; reference: Map<string, Float32Array> }> {
   const availability = cudaAvailability();
   if (!availability.ok) return availability.reason;
-  if (availability.devices.length < 2) return `one GPU here (${availability.devices[0]?.name}); the test needs two`;
+  if (availability.devices.length < size) return `${availability.devices.length} GPU(s) here (${availability.devices[0]?.name}); the test needs ${size}`;
   const dir = mkdtempSync(join(tmpdir(), 'wndc-dp-'));
   writeFileSync(join(dir, 'spec.wnd'), SPEC);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  const runs = await Promise.all([runRank(dir, 0, 2), runRank(dir, 1, 2)]);
+  const all = Array.from({ length: size }, (_, rank) => rank);
+  const runs = await Promise.all(all.map((rank) => runRank(dir, rank, size)));
   runs.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank} failed:\n${r.output}`));
-  const ranks = [0, 1].map((rank) => JSON.parse(readFileSync(join(dir, `result-${rank}.json`), 'utf8')) as RankResult);
+  const ranks = all.map((rank) => JSON.parse(readFileSync(join(dir, `result-${rank}.json`), 'utf8')) as RankResult);
   // The reference: one process, one GPU, the whole global batches.
   const ir = compileSource(SPEC, 'spec.wnd', 'wnd').ir!;
   if (config.amp !== undefined) ir.train.mixedPrecision = config.amp;
@@ -97,13 +101,16 @@ async function twoGpusAndOne(config: { steps: number; batch: number; seed: numbe
 
 /** Every rank holds the same bits: the replicas never drift apart. */
 function assertReplicasIdentical(ranks: RankResult[]): void {
-  const [first, second] = ranks as [RankResult, RankResult];
-  assert.deepEqual(second.losses, first.losses);
-  first.state.forEach(({ name, data }, i) => {
-    const other = second.state[i]!;
-    assert.equal(other.name, name);
-    const differing = data.findIndex((v, k) => !Object.is(v, other.data[k]));
-    assert.equal(differing, -1, `${name}: rank 1 differs from rank 0 at ${differing} (${other.data[differing]} vs ${data[differing]})`);
+  const first = ranks[0]!;
+  ranks.slice(1).forEach((other, index) => {
+    const rank = index + 1;
+    assert.deepEqual(other.losses, first.losses);
+    first.state.forEach(({ name, data }, i) => {
+      const theirs = other.state[i]!;
+      assert.equal(theirs.name, name);
+      const differing = data.findIndex((v, k) => !Object.is(v, theirs.data[k]));
+      assert.equal(differing, -1, `${name}: rank ${rank} differs from rank 0 at ${differing} (${theirs.data[differing]} vs ${data[differing]})`);
+    });
   });
 }
 
@@ -124,7 +131,7 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
 }
 
 test('two GPUs over NCCL, global batch 64 (32 rows each): the losses and every parameter and slot of one GPU with batch 64, after 4 steps; both ranks identical', async (t) => {
-  const outcome = await twoGpusAndOne({ steps: 4, batch: 64, seed: 3 });
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 });
   if (typeof outcome === 'string') return t.skip(outcome);
   const { ranks, losses, reference } = outcome;
   assert.deepEqual(
@@ -144,11 +151,21 @@ test('two GPUs over NCCL, global batch 64 (32 rows each): the losses and every p
 });
 
 test('two GPUs with --amp (bf16 row records): both ranks identical, and within bf16 rounding of one GPU after 4 steps', async (t) => {
-  const outcome = await twoGpusAndOne({ steps: 4, batch: 64, seed: 3, amp: 'bf16' });
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, amp: 'bf16' });
   if (typeof outcome === 'string') return t.skip(outcome);
   const { ranks, losses, reference } = outcome;
   assertReplicasIdentical(ranks);
   // The row records round each rank's row gradients to bf16 (relative 2^-9), on top of bf16
   // activations: 1e-5 (relative, absolute below 1; 1.5e-8 measured on two H200s) after 4 steps.
   t.diagnostic(`worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+});
+
+test('four GPUs (records added back in rank order, float32 and bf16): every rank identical, and one GPU\'s weights', async (t) => {
+  for (const amp of [undefined, 'bf16'] as const) {
+    const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, ...(amp !== undefined ? { amp } : {}) }, 4);
+    if (typeof outcome === 'string') return t.skip(outcome);
+    const { ranks, losses, reference } = outcome;
+    assertReplicasIdentical(ranks);
+    t.diagnostic(`${amp ?? 'fp32'}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+  }
 });

@@ -148,6 +148,7 @@ class ModelImpl final : public Model {
 
   void setTensor(int parameter, int slot, const float* data, size_t n) override {
     float* dst = tensor(parameter, slot, n);
+    settleKernels();
     check(cudaMemcpyAsync(dst, data, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy a parameter to the GPU");
     check(cudaStreamSynchronize(stream_), "copy a parameter to the GPU");
   }
@@ -156,6 +157,7 @@ class ModelImpl final : public Model {
     const size_t n = static_cast<size_t>(param(parameter).size);
     std::vector<float> out(n);
     float* src = tensor(parameter, slot, n);
+    settleKernels();
     check(cudaMemcpyAsync(out.data(), src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy a parameter from the GPU");
     check(cudaStreamSynchronize(stream_), "copy a parameter from the GPU");
     return out;
@@ -589,6 +591,7 @@ class ModelImpl final : public Model {
     if (!plan_.layers.empty()) {
       launchEmbeddingForward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, x0_, plan_.deepInputWidth, badId_);
       launchDenseInputs<T>(stream_, view_, denseJobsDev_, denseJobCount_, x0_, plan_.deepInputWidth, badId_);
+      settleKernels();
       if (lowPrecision())
         for (auto& [p, low] : lowCopy_) launchCast<T>(stream_, buffers_[p].value, static_cast<T*>(low), plan_.parameters[p].size);
       mark("deep inputs");
@@ -761,8 +764,24 @@ class ModelImpl final : public Model {
           },
           false);
     commMark(2);
-    joinComm();
+    if (sideScalars) {
+      // The step ends once the tables, the loss and the other dense parameters are done; the
+      // kernels' last sums and updates run on beside the next step's lookups, which do not read
+      // them (its forward pass waits for them before the tower: settleKernels).
+      check(cudaEventRecord(kernelsSummed_, commStream_), "record the kernels' updates");
+      kernelsPending_ = true;
+      check(cudaStreamWaitEvent(stream_, tablesDone_, 0), "wait for the tables' exchange");
+    } else {
+      joinComm();
+    }
     mark("exchange over the ranks");
+  }
+
+  /** Makes the compute stream wait for the kernels' sums and updates of the last data-parallel step, if any are in flight. */
+  void settleKernels() {
+    if (!kernelsPending_) return;
+    check(cudaStreamWaitEvent(stream_, kernelsSummed_, 0), "wait for the kernels' updates");
+    kernelsPending_ = false;
   }
 
   /** Layer `i`'s kernel gradient, dW = X^T dP, into its float gradient, planned for `smCount` SMs (0: all). */
@@ -879,8 +898,8 @@ class ModelImpl final : public Model {
     // Every dense gradient but the hidden layers' kernels is summed: their optimizers.
     for (size_t p = 0; sideScalars && p < plan_.parameters.size(); p++)
       if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad < denseArena_ + restFloats_) applyDense(commStream_, p, *sideScalars);
-    if (!sideScalars || tables_.empty()) return;
     check(cudaEventRecord(tablesDone_, commStream_), "record the tables' exchange");
+    if (!sideScalars || tables_.empty()) return;
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
     compactTouched(sideStream_);
     sparseApply(sideStream_, *sideScalars, true);
@@ -923,6 +942,7 @@ class ModelImpl final : public Model {
     sideBlocks_ = sideBlocks ? std::atoi(sideBlocks) : 0;
     check(cudaEventCreateWithFlags(&tablesDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&sideDone_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&kernelsSummed_, cudaEventDisableTiming), "cudaEventCreate");
     // The kernel-gradient products run beside the exchange: planned for the SMs it leaves them
     // (WNDC_CUDA_COMM_SMS, default 32, kept for NCCL, the packing kernels and the optimizers; 0: plan for all).
     int sms = 0;
@@ -1268,6 +1288,8 @@ class ModelImpl final : public Model {
     if (sideStream_) cudaStreamDestroy(sideStream_);
     if (tablesDone_) cudaEventDestroy(tablesDone_);
     if (sideDone_) cudaEventDestroy(sideDone_);
+    if (kernelsSummed_) cudaEventDestroy(kernelsSummed_);
+    kernelsSummed_ = nullptr;
     for (cudaEvent_t e : kernelDone_)
       if (e) cudaEventDestroy(e);
     kernelDone_.clear();
@@ -1390,6 +1412,9 @@ class ModelImpl final : public Model {
   /** Side stream: the tables' optimizers, after tablesDone_, beside the kernel-gradient products. */
   cudaStream_t sideStream_ = nullptr;
   cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
+  /** The hidden layers' kernels of the last data-parallel step are summed and updated (pending until the compute stream waits for it). */
+  cudaEvent_t kernelsSummed_ = nullptr;
+  bool kernelsPending_ = false;
   /** Per hidden layer, its own dPre, so that kernel gradients can wait until the tables are sent. */
   std::vector<T*> layerDPre_;
   /** Most blocks of the tables' optimizers on the side stream (0: as many as the rows ask). */
