@@ -166,6 +166,9 @@ test('four GPUs (records added back in rank order, float32 and bf16): every rank
     if (typeof outcome === 'string') return t.skip(outcome);
     const { ranks, losses, reference } = outcome;
     assertReplicasIdentical(ranks);
-    t.diagnostic(`${amp ?? 'fp32'}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+    // bf16: the ranks' products have other shapes than one GPU's (other cuBLASLt algorithms, so
+    // activations a bf16 ulp apart here and there) and the records round row gradients to bf16:
+    // within one bf16 ulp, 2^-8 (on four H200s: 6e-5 on the loss, 6.9e-4 on the worst tensor).
+    t.diagnostic(`${amp ?? 'fp32'}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, amp === undefined ? 1e-5 : 2 ** -8)}`);
   }
 });
