@@ -144,7 +144,7 @@ struct OptimizerPair {
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
                        float* const* tables, float* const* slot0, float* const* slot1, int tableCount, float* keyGrad,
-                       unsigned char* touched, const float* lossScale, const int* skip, bool apply, int maxBlocks = 4096);
+                       unsigned char* touched, const float* lossScale, const int* skip, bool apply);
 /** Sets *flag when any gradient value is Inf or NaN. */
 void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag);
 void launchCheckFiniteRows(cudaStream_t s, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,

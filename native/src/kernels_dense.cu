@@ -547,10 +547,9 @@ void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, cons
 
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
                        const long long* tableGradBase, const int* tableDim, const int* tablePart, float* const* tables, float* const* slot0,
-                       float* const* slot1, int tableCount, float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply,
-                       int maxBlocks) {
+                       float* const* slot1, int tableCount, float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply) {
   if (maxCount == 0 || tableCount == 0) return;
-  sparseApply<<<blocksFor(maxCount * 32, 256, maxBlocks), 256, 0, s>>>(opt, rowsList, count, tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0,
+  sparseApply<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(opt, rowsList, count, tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0,
                                                                    slot1, tableCount, keyGrad, touched, lossScale, skip, apply);
   checkLaunch("sparse optimizer kernel");
 }
