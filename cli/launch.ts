@@ -184,7 +184,8 @@ function cleanModelDir(dir: string | undefined): void {
   for (const name of names) if (name.startsWith('.') && name.endsWith('.tmp')) rmSync(join(dir, name), { force: true });
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on this host now (for the launcher's control port and tests' rendezvous). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

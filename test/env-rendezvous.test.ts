@@ -10,10 +10,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { freePort } from '../cli/launch.js';
 import { loadLatestCheckpoint } from '../runtime/checkpoint.js';
 import { CollectiveError } from '../runtime/distributed/collective.js';
 import type { OperationEvent } from '../runtime/distributed/mpi.js';
@@ -25,17 +25,6 @@ import { REPO } from './support/paths.js';
 const SPEC = 'examples/quickstart/quickstart.wnd';
 const CACHE = mkdtempSync(join(tmpdir(), 'wndc-env-cache-'));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Exit {
   code: number | null;

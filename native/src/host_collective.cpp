@@ -4,20 +4,11 @@
 #include <cstring>
 #include <thread>
 
+#include "world.h"  // ncclText
+
 namespace wndc {
 
 namespace {
-
-/** NCCL's name for `result`, and its last error's detail when there is one (as world.cpp words them). */
-std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm) {
-  const auto& api = nccl::nccl();
-  std::string text = api.ncclGetErrorString ? api.ncclGetErrorString(result) : std::to_string(static_cast<int>(result));
-  if (comm && api.ncclGetLastError) {
-    const char* last = api.ncclGetLastError(comm);
-    if (last && *last) text += std::string(": ") + last;
-  }
-  return text;
-}
 
 std::string secondsText(double seconds) {
   char text[32];

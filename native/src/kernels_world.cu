@@ -28,15 +28,20 @@ __device__ inline float4 toFloat(Bf16x4 v) {
 __device__ inline float4 toFloat(float4 v) { return v; }
 __device__ inline float4 plus(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 
-/** Rows of whole float4s (dim % 4 == 0, 16-byte aligned rows); `R` is float4 or Bf16x4. */
-template <typename R>
-__global__ void packRows4(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
+/** The rows a record holds: the count, at most `capacity` (the first thread writes it, and flags an overflow). */
+__device__ inline int recordRows(const int* count, int capacity, int* record, int* overflow) {
   const int n = *count;
   if (blockIdx.x == 0 && threadIdx.x == 0) {
     record[0] = n <= capacity ? n : capacity;
     if (n > capacity) *overflow = 1;
   }
-  const int used = n <= capacity ? n : capacity;
+  return n <= capacity ? n : capacity;
+}
+
+/** Rows of whole float4s (dim % 4 == 0, 16-byte aligned rows); `R` is float4 or Bf16x4. */
+template <typename R>
+__global__ void packRows4(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
+  const int used = recordRows(count, capacity, record, overflow);
   int* ids = record + 1;
   R* values = reinterpret_cast<R*>(record + recordValuesOffset(capacity));
   const int vectors = dim / 4;
@@ -62,12 +67,7 @@ __global__ void packRows4(const int* rows, const int* count, int capacity, float
 
 /** Any width, float values. */
 __global__ void packRows1(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
-  const int n = *count;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    record[0] = n <= capacity ? n : capacity;
-    if (n > capacity) *overflow = 1;
-  }
-  const int used = n <= capacity ? n : capacity;
+  const int used = recordRows(count, capacity, record, overflow);
   int* ids = record + 1;
   float* values = reinterpret_cast<float*>(record + recordValuesOffset(capacity));
   const long long total = (long long)used * dim;

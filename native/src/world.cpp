@@ -2,8 +2,6 @@
 
 namespace wndc {
 
-namespace {
-
 std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm) {
   const auto& api = nccl::nccl();
   std::string text = api.ncclGetErrorString ? api.ncclGetErrorString(result) : std::to_string(static_cast<int>(result));
@@ -13,8 +11,6 @@ std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm) {
   }
   return text;
 }
-
-}  // namespace
 
 nccl::ncclUniqueId World::uniqueId() {
   nccl::loadNccl();

@@ -10,6 +10,9 @@
 
 namespace wndc {
 
+/** NCCL's name for `result`, and the communicator's last error detail when there is one (comm may be null). */
+std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm);
+
 class World {
  public:
   /** Joins the job `id` (made by rank 0 with uniqueId()) as `rank` of `size`; blocks until every rank has joined. */
