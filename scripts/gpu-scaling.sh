@@ -21,7 +21,7 @@ grep -E "^ℹ (tests|pass|fail|skipped)|✖" "$out/distributed-test.txt" | head 
 spec=examples/outbrain/outbrain.wnd
 common=(--engine cuda --amp --benchmark --global_batch_size 131072 --synthetic_rows 262144 --benchmark_steps 60 --benchmark_warmup_steps 10)
 bench() {
-  echo "== $* ${common[*]}" | tee -a "$out/scaling.txt"
+  echo "== $*" | tee -a "$out/scaling.txt"
   timeout 120 "$@" 2>&1 | grep -E "examplesPerSecond|rror" | head -5 | tee -a "$out/scaling.txt"
 }
 for i in $(seq "$runs"); do
@@ -29,4 +29,19 @@ for i in $(seq "$runs"); do
   bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
 done
 bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus" --profile
-NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
+bench env NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
+
+# Medians per command line (examples/s), and the scaling against one GPU.
+node -e '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n");
+const runs = new Map();
+let label = null;
+for (const line of lines) {
+  if (line.startsWith("== ")) { label = line.slice(3).replace(/^env /, "").replace(/node --import tsx cli\/wndc\.ts run \S+ --engine cuda --amp --benchmark .*--benchmark_warmup_steps 10/, "").replace(/\s+/g, " ").trim() || "1 GPU"; continue; }
+  const m = /"examplesPerSecond":(\d+)/.exec(line);
+  if (m && label !== null && !label.includes("--profile")) (runs.get(label) ?? runs.set(label, []).get(label)).push(Number(m[1]));
+}
+const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const one = runs.has("1 GPU") ? median(runs.get("1 GPU")) : NaN;
+for (const [name, v] of runs) console.log(`${name}: median ${(median(v) / 1e6).toFixed(2)} M examples/s over ${v.length} run(s)${name === "1 GPU" ? "" : `, ${(median(v) / one).toFixed(3)}x one GPU`}`);
+' "$out/scaling.txt" | tee "$out/summary.txt"
