@@ -641,9 +641,10 @@ class ModelImpl final : public Model {
    * The backward pass. Alone, each layer's kernel gradient follows its activation gradient. In a
    * data-parallel step (`exchanging`), the input-gradient chain runs first, down to the table
    * gradients, so that the tables cross the ranks (communication stream) while the kernel-gradient
-   * products run (compute stream); each kernel gradient is all-reduced as soon as it is made, and
-   * with `sideScalars` the tables' optimizers run on the side stream once their exchange is done.
-   * Ends with the compute stream waiting for every exchange.
+   * products run (compute stream); each kernel gradient is all-reduced as soon as it is made. With
+   * `sideScalars` each optimizer runs once its sums are in (dense ones on the communication stream,
+   * the tables' on the side stream) and the compute stream waits for the tables and the loss only
+   * (the kernels: settleKernels); without, it waits for every exchange.
    */
   void backward(long long step, const std::vector<const float*>* masks, bool exchanging, const StepScalars* sideScalars) {
     const int size = view_.size;
