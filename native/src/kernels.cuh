@@ -178,7 +178,7 @@ bool recordVectorised(const float* grad, int dim);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
 enum class PackMode { Clear, Keep };
 /** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */
-void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode, bool bf16);
+void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, PackMode mode, bool bf16);
 /**
  * Adds every rank's record (size records of `words` words each) but `skipRank`'s (-1: none), in
  * rank order, into the accumulator and flags the rows.

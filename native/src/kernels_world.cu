@@ -28,20 +28,20 @@ __device__ inline float4 toFloat(Bf16x4 v) {
 __device__ inline float4 toFloat(float4 v) { return v; }
 __device__ inline float4 plus(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 
-/** The rows a record holds: the count, at most `capacity` (the first thread writes it, and flags an overflow). */
-__device__ inline int recordRows(const int* count, int capacity, int* record, int* overflow) {
-  const int n = *count;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    record[0] = n <= capacity ? n : capacity;
-    if (n > capacity) *overflow = 1;
-  }
-  return n <= capacity ? n : capacity;
+/**
+ * The rows a record holds, written by the first thread: this rank's count. The caller's capacity
+ * is the largest count over the ranks, so it always fits; the min only keeps a bad count in bounds.
+ */
+__device__ inline int recordRows(const int* count, int capacity, int* record) {
+  const int used = min(*count, capacity);
+  if (blockIdx.x == 0 && threadIdx.x == 0) record[0] = used;
+  return used;
 }
 
 /** Rows of whole float4s (dim % 4 == 0, 16-byte aligned rows); `R` is float4 or Bf16x4. */
 template <typename R>
-__global__ void packRows4(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
-  const int used = recordRows(count, capacity, record, overflow);
+__global__ void packRows4(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, PackMode mode) {
+  const int used = recordRows(count, capacity, record);
   int* ids = record + 1;
   R* values = reinterpret_cast<R*>(record + recordValuesOffset(capacity));
   const int vectors = dim / 4;
@@ -66,8 +66,8 @@ __global__ void packRows4(const int* rows, const int* count, int capacity, float
 }
 
 /** Any width, float values. */
-__global__ void packRows1(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode) {
-  const int used = recordRows(count, capacity, record, overflow);
+__global__ void packRows1(const int* rows, const int* count, int capacity, float* grad, int dim, int* record, PackMode mode) {
+  const int used = recordRows(count, capacity, record);
   int* ids = record + 1;
   float* values = reinterpret_cast<float*>(record + recordValuesOffset(capacity));
   const long long total = (long long)used * dim;
@@ -116,16 +116,16 @@ __global__ void unpackRecord1(const int* record, int capacity, float* grad, int 
 
 bool recordVectorised(const float* grad, int dim) { return dim % 4 == 0 && reinterpret_cast<uintptr_t>(grad) % 16 == 0; }
 
-void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, int* overflow, PackMode mode, bool bf16) {
+void launchPackRows(cudaStream_t s, const int* rows, const int* count, int capacity, float* grad, int dim, int* record, PackMode mode, bool bf16) {
   if (recordVectorised(grad, dim)) {
     const int blocks = blocksFor((long long)capacity * dim / 4, 256, 8192);
     if (bf16)
-      packRows4<Bf16x4><<<blocks, 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow, mode);
+      packRows4<Bf16x4><<<blocks, 256, 0, s>>>(rows, count, capacity, grad, dim, record, mode);
     else
-      packRows4<float4><<<blocks, 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow, mode);
+      packRows4<float4><<<blocks, 256, 0, s>>>(rows, count, capacity, grad, dim, record, mode);
   } else {
     if (bf16) throw Error("bfloat16 row records need rows of whole float4s");
-    packRows1<<<blocksFor((long long)capacity * dim, 256, 8192), 256, 0, s>>>(rows, count, capacity, grad, dim, record, overflow, mode);
+    packRows1<<<blocksFor((long long)capacity * dim, 256, 8192), 256, 0, s>>>(rows, count, capacity, grad, dim, record, mode);
   }
   checkLaunch("pack touched rows kernel");
 }

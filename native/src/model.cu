@@ -869,8 +869,8 @@ class ModelImpl final : public Model {
       x.rows = rowBytes < wholeBytes;
       x.used = most;
       if (x.rows)
-        launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, exchangeOverflow_,
-                       pairwise ? PackMode::Keep : PackMode::Clear, x.bf16);
+        launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, pairwise ? PackMode::Keep : PackMode::Clear,
+                       x.bf16);
     }
     world_->groupStart();
     for (size_t t = 0; t < tables_.size(); t++) {
@@ -981,7 +981,6 @@ class ModelImpl final : public Model {
       if ((double)spec.size * 4 < kRowExchangeMinBytes || capacity == 0) continue;
       TableExchange& x = exchange_[t];
       x.rows = true;
-      x.capacity = static_cast<int>(capacity);
       x.bf16 = bf16Records && recordVectorised(keyGrad_ + buffers_[p].gradBase, spec.dim);
       const long long words = recordWords(capacity, spec.dim, x.bf16);
       x.list = memory_.make<int>("data parallelism:row lists", capacity > 0 ? spec.rows : 1);
@@ -993,8 +992,6 @@ class ModelImpl final : public Model {
     allCounts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size() * size));
     check(cudaHostAlloc(reinterpret_cast<void**>(&hostCounts_), std::max<size_t>(1, candidates_.size() * size) * sizeof(int), cudaHostAllocDefault),
           "allocate pinned host memory");
-    exchangeOverflow_ = memory_.make<int>("data parallelism:row lists", 1);
-    check(cudaMemset(exchangeOverflow_, 0, sizeof(int)), "clear a flag");
   }
 
   void broadcastState(int root) override {
@@ -1392,7 +1389,7 @@ class ModelImpl final : public Model {
     bool rows = false;
     /** Row records carry bfloat16 values (--amp), else float32. */
     bool bf16 = false;
-    int capacity = 0;
+    /** The most rows any rank touched this step: every rank's record holds that many (its own count first). */
     int used = 0;
     int* list = nullptr;
     int* send = nullptr;
@@ -1420,7 +1417,6 @@ class ModelImpl final : public Model {
   /** SMs the kernel-gradient products plan for in a data-parallel step (0: all). */
   int commGemmSms_ = 0;
   std::vector<TableExchange> exchange_;
-  int* exchangeOverflow_ = nullptr;
   float* denseArena_ = nullptr;
   long long denseArenaFloats_ = 0;
   /** The arena's front: every dense gradient but the hidden layers' kernels (which follow, layer by layer). */
