@@ -29,6 +29,7 @@ import { TfjsEngine } from '../runtime/engine/tfjs/engine.js';
 import { dropoutMask } from '../runtime/engine/tfjs/model.js';
 import { adamStepSize } from '../runtime/optim/index.js';
 import { trainModel } from '../runtime/train/trainer.js';
+import { FakeAddonBase } from './support/fake-addon.js';
 import { REPO } from './support/paths.js';
 import { writeRandomShards } from './support/random-shards.js';
 import { randomBatch } from './support/random-batch.js';
@@ -212,15 +213,10 @@ class RecordingModel implements NativeModel {
   }
 }
 
-class RecordingAddon implements NativeAddon {
+class RecordingAddon extends FakeAddonBase implements NativeAddon {
   readonly models: RecordingModel[] = [];
-  constructor(private readonly devicesOrError: NativeDevice[] | Error = [FAKE_DEVICE]) {}
-  buildInfo() {
-    return { version: 'test', cudaRuntime: 13000, architectures: ['sm_90'] };
-  }
-  devices(): NativeDevice[] {
-    if (this.devicesOrError instanceof Error) throw this.devicesOrError;
-    return this.devicesOrError;
+  constructor(devicesOrError: NativeDevice[] | Error = [FAKE_DEVICE]) {
+    super(devicesOrError);
   }
   loadLibraries() {
     return { cublasLt: '/fake/libcublasLt.so.13', nccl: null };

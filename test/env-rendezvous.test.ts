@@ -20,6 +20,7 @@ import type { OperationEvent } from '../runtime/distributed/mpi.js';
 import { NcclCollective, NcclUnavailableError } from '../runtime/distributed/nccl.js';
 import type { NativeAddon, NativeDevice, NativeHostCollective } from '../runtime/engine/cuda/addon-api.js';
 import { cudaAvailability } from '../runtime/engine/cuda/load-addon.js';
+import { FakeAddonBase } from './support/fake-addon.js';
 import { REPO } from './support/paths.js';
 
 const SPEC = 'examples/quickstart/quickstart.wnd';
@@ -159,20 +160,15 @@ class FakeHostCollective implements NativeHostCollective {
   abort(): void {}
 }
 
-class FakeAddon implements NativeAddon {
+class FakeAddon extends FakeAddonBase implements NativeAddon {
   readonly created: { id: number[]; rank: number; size: number; device: number; timeoutSeconds: number }[] = [];
   collective: FakeHostCollective | null = null;
   constructor(
     private readonly hub: FakeHub,
-    private readonly devicesOrError: NativeDevice[] | Error = DEVICES,
+    devicesOrError: NativeDevice[] | Error = DEVICES,
     private readonly failAt = 0,
-  ) {}
-  buildInfo() {
-    return { version: 'test', cudaRuntime: 13000, architectures: ['sm_90'] };
-  }
-  devices(): NativeDevice[] {
-    if (this.devicesOrError instanceof Error) throw this.devicesOrError;
-    return this.devicesOrError;
+  ) {
+    super(devicesOrError);
   }
   loadLibraries() {
     return { cublasLt: '/fake/libcublasLt.so.13', nccl: '/fake/libnccl.so.2' };
