@@ -175,6 +175,18 @@ inline __host__ __device__ long long recordWords(long long capacity, int dim, bo
 }
 /** Whether a table's records use whole float4s (dim % 4 == 0 and aligned rows): bfloat16 records need it. */
 bool recordVectorised(const float* grad, int dim);
+/** A range of flags to list: indices i < rows with flags[i] != 0 are appended to `list`, their number added to *count. */
+struct FlagRange {
+  const unsigned char* flags;
+  long long rows;
+  int* list;
+  int* count;
+};
+/**
+ * Lists the flagged indices of each range in one launch, in no set order (the counts must start at
+ * zero); `mostRows` is the longest range. Cheaper than launchSelectFlagged per range where order does not matter.
+ */
+void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
 enum class PackMode { Clear, Keep };
 /** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */

@@ -8,6 +8,7 @@
 // its own rows rounds them to bfloat16 as well, so that both ranks add the same two numbers.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels.cuh"
@@ -112,7 +113,46 @@ __global__ void unpackRecord1(const int* record, int capacity, float* grad, int 
   }
 }
 
+/**
+ * Lists the flagged indices of range blockIdx.y: one pass, one atomic per block and step (the
+ * block's warps take consecutive places). The order is the blocks' arrival order: every use of
+ * these lists treats each row on its own (a record's rows are distinct; the optimizers update
+ * each row alone), so the sums and updates do not depend on it.
+ */
+__global__ void listFlagged(const FlagRange* ranges) {
+  __shared__ int warpCounts[32];
+  __shared__ int blockBase;
+  const FlagRange r = ranges[blockIdx.y];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  for (long long base = (long long)blockIdx.x * blockDim.x; base < r.rows; base += (long long)gridDim.x * blockDim.x) {
+    const long long i = base + threadIdx.x;
+    const bool flagged = i < r.rows && r.flags[i] != 0;
+    const unsigned mask = __ballot_sync(0xffffffffu, flagged);
+    if (lane == 0) warpCounts[warp] = __popc(mask);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int total = 0;
+      for (int w = 0; w < warps; w++) {
+        const int c = warpCounts[w];
+        warpCounts[w] = total;
+        total += c;
+      }
+      blockBase = total > 0 ? atomicAdd(r.count, total) : 0;
+    }
+    __syncthreads();
+    if (flagged) r.list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(i);
+    __syncthreads();
+  }
+}
+
 }  // namespace
+
+void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows) {
+  if (rangeCount == 0) return;
+  const int blocks = blocksFor(std::max<long long>(mostRows, 1), 256, 1024);
+  listFlagged<<<dim3(blocks, rangeCount), 256, 0, s>>>(ranges);
+  checkLaunch("list flagged rows kernel");
+}
 
 bool recordVectorised(const float* grad, int dim) { return dim % 4 == 0 && reinterpret_cast<uintptr_t>(grad) % 16 == 0; }
 

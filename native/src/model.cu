@@ -324,6 +324,7 @@ class ModelImpl final : public Model {
     mark("dense optimizers");
     if (sparseOnSide) {
       check(cudaStreamWaitEvent(stream_, sideDone_, 0), "wait for the tables' optimizers");
+      stamp(stream_, "compute: tables updated");
     } else if (!overlapped) {
       sparseApply(stream_, scalars, true);
     }
@@ -371,6 +372,17 @@ class ModelImpl final : public Model {
         if (found == phaseIndex_.end()) {
           found = phaseIndex_.emplace(commSpanNames[k], phaseTotals_.size()).first;
           phaseTotals_.emplace_back(commSpanNames[k], 0.0);
+        }
+        phaseTotals_[found->second].second += ms;
+      }
+      for (size_t i = 0; i < stampsUsed_ && marksUsed_ > 0; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, markEvents_[0], stampEvents_[i]) != cudaSuccess) continue;
+        const std::string name = "at " + stampNames_[i];
+        auto found = phaseIndex_.find(name);
+        if (found == phaseIndex_.end()) {
+          found = phaseIndex_.emplace(name, phaseTotals_.size()).first;
+          phaseTotals_.emplace_back(name, 0.0);
         }
         phaseTotals_[found->second].second += ms;
       }
@@ -492,10 +504,27 @@ class ModelImpl final : public Model {
     if (k == kCommMarks - 1) commMarked_ = true;
   }
 
+  /**
+   * With profiling on, a timeline point on stream `s`: reported as "at <name>", milliseconds from
+   * the step's start (the streams overlap, so spans alone cannot place their work).
+   */
+  void stamp(cudaStream_t s, const std::string& name) {
+    if (!profiling_) return;
+    if (stampsUsed_ == stampEvents_.size()) {
+      cudaEvent_t e;
+      check(cudaEventCreate(&e), "cudaEventCreate (profiling)");
+      stampEvents_.push_back(e);
+      stampNames_.emplace_back();
+    }
+    check(cudaEventRecord(stampEvents_[stampsUsed_], s), "record a profiling event");
+    stampNames_[stampsUsed_++] = name;
+  }
+
   void beginStep() {
     if (view_.ids == nullptr) throw Error("no batch: call setBatch or selectRows first");
     if (pendingCopy_) check(cudaStreamWaitEvent(stream_, pendingCopy_, 0), "wait for the batch copy");
     marksUsed_ = 0;
+    stampsUsed_ = 0;
     mark("start");
   }
 
@@ -741,11 +770,13 @@ class ModelImpl final : public Model {
     // Every gradient but the hidden layers' kernels is final here (see the arena's layout in build),
     // and every touched row is flagged: the communication stream counts them per table, while the
     // compute stream goes on with the kernel gradients, queued before the host waits for the counts.
+    stamp(stream_, "compute: backward chain done");
     onComm([&] { countTouchedRows(); }, false);
     for (size_t i = 0; deferKernels && i < last; i++) {
       // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
       kernelGradient(i, layerDPre_[i], commGemmSms_);
       check(cudaEventRecord(kernelDone_[i], stream_), "record a kernel gradient");
+      stamp(stream_, "compute: kernel gradient " + std::to_string(i) + " made");
       mark("layer " + std::to_string(i) + " kernel gradient (tables crossing the ranks meanwhile)");
     }
     exchangeTables(sideScalars);
@@ -754,6 +785,7 @@ class ModelImpl final : public Model {
       check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
       world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
       if (sideScalars) applyDense(commStream_, p, *sideScalars);
+      stamp(commStream_, "comm: kernel " + std::to_string(i) + " summed and updated");
     }
     if (!deferKernels && denseArenaFloats_ > restFloats_)
       onComm(
@@ -770,6 +802,7 @@ class ModelImpl final : public Model {
       check(cudaEventRecord(kernelsSummed_, commStream_), "record the kernels' updates");
       kernelsPending_ = true;
       check(cudaStreamWaitEvent(stream_, tablesDone_, 0), "wait for the tables' exchange");
+      stamp(stream_, "compute: tables exchanged");
     } else {
       joinComm();
     }
@@ -829,15 +862,14 @@ class ModelImpl final : public Model {
    */
   void countTouchedRows() {
     if (candidates_.empty()) return;
-    for (size_t c = 0; c < candidates_.size(); c++) {
-      const int p = tables_[candidates_[c]];
-      TableExchange& x = exchange_[candidates_[c]];
-      launchSelectFlagged(commStream_, touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, x.list, counts_ + c, commSelectTemp_, selectTempBytes_);
-    }
+    check(cudaMemsetAsync(counts_, 0, candidates_.size() * sizeof(int), commStream_), "reset the touched-row counts");
+    launchListFlagged(commStream_, candidateRanges_, (int)candidates_.size(), mostCandidateRows_);
+    stamp(commStream_, "comm: touched rows listed");
     world_->allGather(counts_, allCounts_, candidates_.size() * sizeof(int), commStream_, "the touched-row counts");
     check(cudaMemcpyAsync(hostCounts_, allCounts_, candidates_.size() * world_->size() * sizeof(int), cudaMemcpyDeviceToHost, commStream_),
           "copy the touched-row counts");
     check(cudaEventRecord(countsReady_, commStream_), "record the touched-row counts");
+    stamp(commStream_, "comm: counts gathered");
   }
 
   /**
@@ -856,6 +888,7 @@ class ModelImpl final : public Model {
     // stream is already ordered after the table gradients (countTouchedRows).
     if (!candidates_.empty()) check(cudaEventSynchronize(countsReady_), "count the touched rows on every rank");
     commMark(0);
+    stamp(commStream_, "comm: exchange queued (the host had the counts)");
     world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
     if (restFloats_ > 0) world_->allReduceSum(denseArena_, restFloats_, commStream_, "the dense gradients");
     for (size_t c = 0; c < candidates_.size(); c++) {
@@ -872,6 +905,7 @@ class ModelImpl final : public Model {
         launchPackRows(commStream_, x.list, counts_ + c, most, keyGrad_ + buffers_[p].gradBase, spec.dim, x.send, pairwise ? PackMode::Keep : PackMode::Clear,
                        x.bf16);
     }
+    stamp(commStream_, "comm: dense sums and records packed");
     world_->groupStart();
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
@@ -885,6 +919,7 @@ class ModelImpl final : public Model {
       }
     }
     world_->groupEnd();
+    stamp(commStream_, "comm: records gathered");
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
@@ -894,14 +929,18 @@ class ModelImpl final : public Model {
                             touched_ + buffers_[p].rowBase, pairwise ? world_->rank() : -1, x.bf16);
     }
     commMark(1);
+    stamp(commStream_, "comm: records added");
     // Every dense gradient but the hidden layers' kernels is summed: their optimizers.
     for (size_t p = 0; sideScalars && p < plan_.parameters.size(); p++)
       if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad < denseArena_ + restFloats_) applyDense(commStream_, p, *sideScalars);
     check(cudaEventRecord(tablesDone_, commStream_), "record the tables' exchange");
+    stamp(commStream_, "comm: dense optimizers");
     if (!sideScalars || tables_.empty()) return;
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
-    compactTouched(sideStream_);
+    listTouched(sideStream_);
+    stamp(sideStream_, "side: touched rows listed");
     sparseApply(sideStream_, *sideScalars, true);
+    stamp(sideStream_, "side: tables updated");
     check(cudaEventRecord(sideDone_, sideStream_), "record the tables' optimizers");
   }
 
@@ -953,8 +992,6 @@ class ModelImpl final : public Model {
     for (cudaEvent_t& e : kernelDone_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
     for (size_t i = 0; i + 1 < plan_.layers.size(); i++)
       layerDPre_.push_back(memory_.make<T>("data parallelism:layer gradients", (size_t)plan_.batchCapacity * plan_.layers[i].units));
-    // The communication stream lists rows while the compute stream may compact: its own CUB scratch.
-    commSelectTemp_ = memory_.allocate("workspace:row compaction", std::max<size_t>(selectTempBytes_, 16));
     planExchange(size);
   }
 
@@ -989,6 +1026,15 @@ class ModelImpl final : public Model {
       candidates_.push_back(t);
     }
     counts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size()));
+    std::vector<FlagRange> ranges;
+    mostCandidateRows_ = 0;
+    for (size_t c = 0; c < candidates_.size(); c++) {
+      const int p = tables_[candidates_[c]];
+      ranges.push_back({touched_ + buffers_[p].rowBase, plan_.parameters[p].rows, exchange_[candidates_[c]].list, counts_ + c});
+      mostCandidateRows_ = std::max<long long>(mostCandidateRows_, plan_.parameters[p].rows);
+    }
+    candidateRanges_ = upload("data parallelism:row lists", ranges);
+    allTouchedRange_ = upload("data parallelism:row lists", std::vector<FlagRange>{{touched_, totalRows_, touchedList_, touchedCount_}});
     allCounts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size() * size));
     check(cudaHostAlloc(reinterpret_cast<void**>(&hostCounts_), std::max<size_t>(1, candidates_.size() * size) * sizeof(int), cudaHostAllocDefault),
           "allocate pinned host memory");
@@ -1008,6 +1054,12 @@ class ModelImpl final : public Model {
     std::vector<std::pair<std::string, std::string>> out;
     for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) out.emplace_back(plan_.parameters[tables_[t]].name, exchange_[t].rows ? "rows" : "dense");
     return out;
+  }
+
+  /** compactTouched in no set order, in one pass (the data-parallel step's side stream). */
+  void listTouched(cudaStream_t s) {
+    check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), s), "reset the touched-row count");
+    launchListFlagged(s, allTouchedRange_, 1, totalRows_);
   }
 
   void compactTouched(cudaStream_t s) {
@@ -1304,6 +1356,8 @@ class ModelImpl final : public Model {
     host_ = nullptr;
     for (auto& e : markEvents_)
       if (e) cudaEventDestroy(e);
+    for (auto& e : stampEvents_) cudaEventDestroy(e);
+    stampEvents_.clear();
     for (auto& e : commEvents_)
       if (e) cudaEventDestroy(e);
     markEvents_.clear();
@@ -1327,6 +1381,10 @@ class ModelImpl final : public Model {
   bool commMarked_ = false;
   std::vector<cudaEvent_t> markEvents_;
   std::vector<std::string> markNames_;
+  /** With profiling on: timeline points on any stream (stamp). */
+  std::vector<cudaEvent_t> stampEvents_;
+  std::vector<std::string> stampNames_;
+  size_t stampsUsed_ = 0;
   size_t marksUsed_ = 0;
   std::vector<std::pair<std::string, double>> phaseTotals_;
   std::map<std::string, size_t> phaseIndex_;
@@ -1398,12 +1456,16 @@ class ModelImpl final : public Model {
   static constexpr double kRowExchangeMinBytes = 256 * 1024;
   std::vector<size_t> candidates_;
   int* counts_ = nullptr;
+  /** Per candidate table, its touched flags, row list and count (device), for launchListFlagged; the longest's rows. */
+  FlagRange* candidateRanges_ = nullptr;
+  long long mostCandidateRows_ = 0;
+  /** Every table's touched flags as one range into touchedList_ (device). */
+  FlagRange* allTouchedRange_ = nullptr;
   int* allCounts_ = nullptr;
   int* hostCounts_ = nullptr;
   std::unique_ptr<World> world_;
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
-  void* commSelectTemp_ = nullptr;
   /** Side stream: the tables' optimizers, after tablesDone_, beside the kernel-gradient products. */
   cudaStream_t sideStream_ = nullptr;
   cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
