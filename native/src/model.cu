@@ -356,38 +356,21 @@ class ModelImpl final : public Model {
       for (size_t i = 1; i < marksUsed_; i++) {
         float ms = 0;
         if (cudaEventElapsedTime(&ms, markEvents_[i - 1], markEvents_[i]) != cudaSuccess) continue;
-        auto found = phaseIndex_.find(markNames_[i]);
-        if (found == phaseIndex_.end()) {
-          found = phaseIndex_.emplace(markNames_[i], phaseTotals_.size()).first;
-          phaseTotals_.emplace_back(markNames_[i], 0.0);
-        }
-        phaseTotals_[found->second].second += ms;
+        addPhase(markNames_[i], ms);
       }
       // The communication stream's spans, which overlap the compute stream's phases.
       static const char* commSpanNames[] = {"communication stream: tables (overlapped)", "communication stream: kernel gradients (overlapped)"};
       for (int k = 0; k + 1 < kCommMarks && commMarked_; k++) {
         float ms = 0;
         if (cudaEventElapsedTime(&ms, commEvents_[k], commEvents_[k + 1]) != cudaSuccess) continue;
-        auto found = phaseIndex_.find(commSpanNames[k]);
-        if (found == phaseIndex_.end()) {
-          found = phaseIndex_.emplace(commSpanNames[k], phaseTotals_.size()).first;
-          phaseTotals_.emplace_back(commSpanNames[k], 0.0);
-        }
-        phaseTotals_[found->second].second += ms;
+        addPhase(commSpanNames[k], ms);
       }
       for (size_t i = 0; i < stampsUsed_ && marksUsed_ > 0; i++) {
         float ms = 0;
         if (cudaEventElapsedTime(&ms, markEvents_[0], stampEvents_[i]) != cudaSuccess) continue;
-        const std::string name = "at " + stampNames_[i];
-        auto found = phaseIndex_.find(name);
-        if (found == phaseIndex_.end()) {
-          found = phaseIndex_.emplace(name, phaseTotals_.size()).first;
-          phaseTotals_.emplace_back(name, 0.0);
-        }
-        phaseTotals_[found->second].second += ms;
+        addPhase("at " + stampNames_[i], ms);
       }
       commMarked_ = false;
-      profiledSteps_++;
       profiledStep_ = false;
     }
   }
@@ -415,13 +398,13 @@ class ModelImpl final : public Model {
   void setProfiling(bool on) override {
     profiling_ = on;
     phaseTotals_.clear();
+    phaseSamples_.clear();
     phaseIndex_.clear();
-    profiledSteps_ = 0;
   }
 
   std::vector<std::pair<std::string, double>> phaseTimes() override {
     std::vector<std::pair<std::string, double>> out;
-    for (auto& [name, total] : phaseTotals_) out.emplace_back(name, profiledSteps_ ? total / profiledSteps_ : 0.0);
+    for (size_t i = 0; i < phaseTotals_.size(); i++) out.emplace_back(phaseTotals_[i].first, phaseSamples_[i] ? phaseTotals_[i].second / phaseSamples_[i] : 0.0);
     return out;
   }
 
@@ -494,6 +477,17 @@ class ModelImpl final : public Model {
     }
     check(cudaEventRecord(markEvents_[marksUsed_], stream_), "record a profiling event");
     markNames_[marksUsed_++] = name;
+  }
+
+  void addPhase(const std::string& name, double ms) {
+    auto found = phaseIndex_.find(name);
+    if (found == phaseIndex_.end()) {
+      found = phaseIndex_.emplace(name, phaseTotals_.size()).first;
+      phaseTotals_.emplace_back(name, 0.0);
+      phaseSamples_.push_back(0);
+    }
+    phaseTotals_[found->second].second += ms;
+    phaseSamples_[found->second]++;
   }
 
   /** With profiling on, records communication-stream event `k` (see commEvents_). */
@@ -1388,7 +1382,11 @@ class ModelImpl final : public Model {
   size_t marksUsed_ = 0;
   std::vector<std::pair<std::string, double>> phaseTotals_;
   std::map<std::string, size_t> phaseIndex_;
-  long long profiledSteps_ = 0;
+  /**
+   * Per phase, the steps that timed it: events on the other streams may not have happened yet when
+   * a step's end is seen (the kernels' last sums run on), and those samples are left out.
+   */
+  std::vector<long long> phaseSamples_;
   std::unique_ptr<Gemm> gemm_;
   void* workspace_ = nullptr;
 
