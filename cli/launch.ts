@@ -14,11 +14,12 @@ import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LocalCollective, type Collective } from '../runtime/distributed/collective.js';
+import { CollectiveError, LocalCollective, type Collective } from '../runtime/distributed/collective.js';
 import { ControlClient, RankMonitor } from '../runtime/distributed/control.js';
 import { MpiCollective, MpiUnavailableError, type OperationEvent } from '../runtime/distributed/mpi.js';
 import { NcclCollective, NcclUnavailableError } from '../runtime/distributed/nccl.js';
 import { launchEnvironment, LaunchEnvironmentError, type LaunchEnvironment } from '../runtime/distributed/world.js';
+import { CUDA_ERROR_CODE } from '../runtime/engine/cuda/addon-api.js';
 import { UnsupportedDistributedError } from '../runtime/engine/engine.js';
 import { EXIT, UsageError, wholeNumberFlag, type CliIO } from './io.js';
 
@@ -247,7 +248,7 @@ export async function withWorld(flags: LaunchFlags, modelDir: (size: number) => 
   } catch (e) {
     code = EXIT.failure;
     failure = e instanceof Error ? e.message : String(e);
-    rankIO.stderr(`wndc: ${e instanceof UsageError ? e.message : `rank ${environment.rank} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`}\n`);
+    rankIO.stderr(`wndc: ${e instanceof UsageError ? e.message : `rank ${environment.rank} failed: ${describeFailure(e)}`}\n`);
   }
   if (failure === null) {
     await control?.finish({ t: 'done', rank: environment.rank });
@@ -257,6 +258,17 @@ export async function withWorld(flags: LaunchFlags, modelDir: (size: number) => 
   await control?.finish({ t: 'fail', rank: environment.rank, message: failure.split('\n')[0]! });
   collective.abort(code);
   return code;
+}
+
+/**
+ * A rank's failure for its log: the message alone where it explains itself (a collective that
+ * timed out or failed, a failure the GPU reported: another rank died, out of memory, bad data),
+ * with the stack for anything else, an internal error.
+ */
+export function describeFailure(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const explained = e instanceof CollectiveError || (e as NodeJS.ErrnoException).code === CUDA_ERROR_CODE;
+  return explained ? e.message : (e.stack ?? e.message);
 }
 
 async function openCollective(environment: Exclude<LaunchEnvironment, { mode: 'single' }>, flags: LaunchFlags, timeout: number, control: ControlClient | null): Promise<Collective> {

@@ -199,8 +199,8 @@ class RecordingModel implements NativeModel {
   }
   /** The data-parallel calls, in order. */
   readonly world: string[] = [];
-  joinWorld(id: Uint8Array, rank: number, size: number): void {
-    this.world.push(`join ${id.length} bytes as ${rank}/${size}`);
+  joinWorld(id: Uint8Array, rank: number, size: number, timeoutSeconds: number): void {
+    this.world.push(`join ${id.length} bytes as ${rank}/${size}${timeoutSeconds > 0 ? `, waits for the others at most ${timeoutSeconds} s` : ''}`);
   }
   broadcastState(root: number): void {
     this.world.push(`broadcast from ${root}`);
@@ -625,6 +625,34 @@ test('data parallelism: joinWorld joins and takes rank 0\'s state; a step with a
   assert.equal(model.steps.at(-1)!.scalars.rowOffset, 8);
   await engine.trainStep(batch, 1, { wide: 0.1, deep: 0.1 });
   assert.equal(model.steps.at(-1)!.scalars.globalRows, undefined, 'no slice: the batch is the whole global batch');
+});
+
+test('data parallelism: joinCollective gives the model the collective\'s timeout for its waits on the other ranks', async () => {
+  const ir = compile(spec({ optimizer: 'sgd(learning_rate: 0.1)' }));
+  // Rank 1 of 2: the job id comes from rank 0 through the collective (its length, then its bytes).
+  const id = new Uint8Array(128).fill(7);
+  const collective = {
+    rank: 1,
+    size: 2,
+    backend: 'fake',
+    timeoutSeconds: 42,
+    async broadcast<T extends ArrayBufferView>(buffer: T): Promise<T> {
+      if (buffer instanceof Float64Array) buffer[0] = id.length;
+      else new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength).set(id);
+      return buffer;
+    },
+    allReduceSum: async <T,>(b: T) => b,
+    allGather: async (b: Uint8Array) => [b],
+    barrier: async () => {},
+    close: async () => {},
+    abort: () => {},
+  };
+  const { engine, model } = await recorded(ir);
+  await engine.joinCollective(collective);
+  assert.deepEqual(model.world, ['join 128 bytes as 1/2, waits for the others at most 42 s', 'broadcast from 0']);
+  const untimed = await recorded(ir);
+  await untimed.engine.joinCollective({ ...collective, timeoutSeconds: undefined });
+  assert.deepEqual(untimed.model.world, ['join 128 bytes as 1/2', 'broadcast from 0']);
 });
 
 // ------------------------------------------------------------------------------------------------

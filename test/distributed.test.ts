@@ -7,9 +7,10 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { childArguments } from '../cli/launch.js';
+import { childArguments, describeFailure } from '../cli/launch.js';
 import { runCli } from '../cli/main.js';
 import { loadLatestCheckpoint } from '../runtime/checkpoint.js';
+import { CollectiveError } from '../runtime/distributed/collective.js';
 import { rendezvous } from '../runtime/distributed/rendezvous.js';
 import { launchEnvironment } from '../runtime/distributed/world.js';
 import { BatchReader } from '../runtime/data/batches.js';
@@ -137,6 +138,16 @@ test('a rank that hangs ends the job within --rank-timeout, naming it', { skip }
   assert.match(r.stderr, /wndc: rank 1 \(pid \d+ on [^)]+\) stopped responding: no heartbeat for 4 s .*; the job was stopped\n/);
   assert.ok(r.seconds < 30, `took ${r.seconds} s`);
   assert.deepEqual(tmpFiles(dir), []);
+});
+
+test('a failed rank logs the message alone where it explains itself (collectives, GPU failures), the stack for an internal error', () => {
+  assert.equal(describeFailure(new CollectiveError('rank 1: collective #2 (barrier) did not finish within 3 s')), 'rank 1: collective #2 (barrier) did not finish within 3 s');
+  const gpu = Object.assign(new Error('modelSynchronize: rank 0 of 2 waited 5 s for training step on the GPU: the other rank (rank 1) died or hangs'), { code: 'WNDC_CUDA' });
+  assert.equal(describeFailure(gpu), gpu.message);
+  const internal = new TypeError('x is undefined');
+  assert.equal(describeFailure(internal), internal.stack);
+  assert.match(describeFailure(internal), /\n +at /);
+  assert.equal(describeFailure('a string'), 'a string');
 });
 
 test('each rank reads its share of every global batch, the shares together the single-rank batch', async () => {

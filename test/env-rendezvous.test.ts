@@ -5,8 +5,8 @@
 // Here (CI, no GPU): the CLI's messages, and NcclCollective's rendezvous protocol and operation
 // queue over a fake addon. On a machine with two GPUs (skipped elsewhere, saying why):
 //   node --import tsx --test test/env-rendezvous.test.ts
-// runs the NCCL operations across two processes, the timeout, and two env-started ranks training
-// the quick start against one GPU.
+// runs the NCCL operations across two processes, the timeout, two env-started ranks training the
+// quick start against one GPU, and one of them dying inside training.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
@@ -325,4 +325,23 @@ test('two GPU processes started by the environment train the quick start as one 
     data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - expected[i]!) / Math.max(1, Math.abs(expected[i]!)))));
     assert.ok(worst <= 1e-4, `${name}: relative difference ${worst}`);
   }
+});
+
+test('two GPU processes started by the environment: a rank that dies inside training stops the other within --rank-timeout, naming it, with nothing half-written', async (t) => {
+  const skip = twoGpus();
+  if (skip !== null) return t.skip(skip);
+  const dir = mkdtempSync(join(tmpdir(), 'wndc-env-die-'));
+  const args = ['cli/wndc.ts', 'run', SPEC, '--engine', 'cuda', '--no-tf32', '--synthetic_rows', '1000', '--global_batch_size', '256', '--epochs', '1', '--rank-timeout', '5', '--model_dir', dir];
+  const port = await freePort();
+  // Rank 1 is killed (SIGKILL) as it reaches step 2; rank 0 is then inside that step's NCCL calls,
+  // on the model's own communicator, with no launcher to stop it.
+  const env = (rank: number): NodeJS.ProcessEnv => ({ ...rankEnv(rank, 2, port), WNDC_FAULT: '1:2:exit' });
+  const [r0, r1] = await Promise.all([0, 1].map((rank) => start(args, env(rank), 120_000).done));
+  assert.equal(r1!.code, null, `rank 1 was to be killed:\n${r1!.stderr}`);
+  assert.equal(r0!.code, 3, r0!.stderr);
+  // Either the timeout or NCCL's own report of the lost peer, whichever comes first; no stack.
+  assert.match(r0!.stderr, /wndc: rank 0 failed: .*(rank 0 of 2 waited 5 s for .*: the other rank \(rank 1\) died or hangs|rank 0 of 2, waiting for .*: NCCL failed .*another rank died)/);
+  assert.doesNotMatch(r0!.stderr, /\n\s+at /);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+  assert.equal(loadLatestCheckpoint(dir), undefined);
 });

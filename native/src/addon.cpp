@@ -573,7 +573,7 @@ WNDC_METHOD(modelTrainStep, 3, {
   return undefinedValue(env);
 })
 
-WNDC_METHOD(modelJoinWorld, 3, {
+WNDC_METHOD(modelJoinWorld, 4, {
   bool isTyped = false;
   check(env, napi_is_typedarray(env, call.args[0], &isTyped));
   napi_typedarray_type type;
@@ -583,7 +583,7 @@ WNDC_METHOD(modelJoinWorld, 3, {
   if (!isTyped || type != napi_uint8_array || length != sizeof(wndc::nccl::ncclUniqueId))
     throw std::runtime_error("the job id must be the Uint8Array of " + std::to_string(sizeof(wndc::nccl::ncclUniqueId)) + " bytes ncclUniqueId() gave");
   model.joinWorld(static_cast<const unsigned char*>(data), static_cast<int>(toNumber(env, call.args[1], "rank")),
-                  static_cast<int>(toNumber(env, call.args[2], "size")));
+                  static_cast<int>(toNumber(env, call.args[2], "size")), toNumber(env, call.args[3], "timeoutSeconds"));
   return undefinedValue(env);
 })
 

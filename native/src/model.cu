@@ -9,9 +9,11 @@
 #include "model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <thread>
 #include <type_traits>
 
 #include "gemm.h"
@@ -148,7 +150,7 @@ class ModelImpl final : public Model {
     float* dst = tensor(parameter, slot, n);
     settleKernels();
     check(cudaMemcpyAsync(dst, data, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy a parameter to the GPU");
-    check(cudaStreamSynchronize(stream_), "copy a parameter to the GPU");
+    awaitRanks(stream_, "copy a parameter to the GPU");
   }
 
   std::vector<float> getTensor(int parameter, int slot) override {
@@ -157,7 +159,7 @@ class ModelImpl final : public Model {
     float* src = tensor(parameter, slot, n);
     settleKernels();
     check(cudaMemcpyAsync(out.data(), src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy a parameter from the GPU");
-    check(cudaStreamSynchronize(stream_), "copy a parameter from the GPU");
+    awaitRanks(stream_, "copy a parameter from the GPU");
     return out;
   }
 
@@ -211,7 +213,7 @@ class ModelImpl final : public Model {
     for (long long i = 0; i < n; i++)
       if (order[i] < 0 || order[i] >= datasetRows_) throw Error("order entry " + std::to_string(i) + " is outside the dataset's rows");
     // Steps enqueued earlier may still read the old order.
-    check(cudaStreamSynchronize(stream_), "wait before replacing the row order");
+    awaitRanks(stream_, "wait before replacing the row order");
     if (n > orderCapacity_) {
       // An order may be longer than the dataset: several epochs' permutations back to back. The new
       // buffer comes first, so a failed allocation leaves the old order in place.
@@ -342,7 +344,7 @@ class ModelImpl final : public Model {
   }
 
   void synchronize() override {
-    check(cudaEventSynchronize(stepDone_), "training step on the GPU");
+    awaitRanks(stepDone_, "training step on the GPU");
     if (host_->bad.flag) {
       const BadId bad = host_->bad;
       host_->bad.flag = 0;
@@ -803,6 +805,54 @@ class ModelImpl final : public Model {
     mark("exchange over the ranks");
   }
 
+  /**
+   * Waits for `work` (an event or a stream) to be done. In a data-parallel job with a timeout, that
+   * work may wait on NCCL for the other ranks: after rankTimeout_ seconds the communicator is
+   * aborted (its kernels end) and an Error says which rank waited for what. Polls, yielding
+   * between polls, as cudaEventSynchronize does by default (no latency is added to the step).
+   */
+  template <typename Work>
+  void awaitRanks(Work work, const char* what) {
+    auto query = [&] {
+      if constexpr (std::is_same<Work, cudaEvent_t>::value) return cudaEventQuery(work);
+      else return cudaStreamQuery(work);
+    };
+    if (!world_ || rankTimeout_ <= 0) {
+      if constexpr (std::is_same<Work, cudaEvent_t>::value) check(cudaEventSynchronize(work), what);
+      else check(cudaStreamSynchronize(work), what);
+      return;
+    }
+    if (world_->aborted()) throw Error(std::string(what) + ": this rank gave up its data-parallel job after a timeout");
+    const auto start = std::chrono::steady_clock::now();
+    double nextErrorCheck = 1e-3;
+    for (;;) {
+      const cudaError_t status = query();
+      if (status == cudaSuccess) return;
+      if (status != cudaErrorNotReady) check(status, what);
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      // NCCL may see a peer go (its connection lost) before the timeout: stop then, with its reason
+      // (asked every millisecond).
+      std::string failed;
+      if (waited > nextErrorCheck) {
+        failed = world_->asyncError();
+        nextErrorCheck = waited + 1e-3;
+      }
+      if (!failed.empty()) {
+        const std::string who = "rank " + std::to_string(world_->rank()) + " of " + std::to_string(world_->size());
+        world_->abort();
+        throw Error(who + ", waiting for " + what + ": NCCL failed (" + failed + "): another rank died or its connection was lost. This rank's NCCL communicator was aborted");
+      }
+      if (waited > rankTimeout_) {
+        const int rank = world_->rank(), size = world_->size();
+        world_->abort();
+        const std::string others = size == 2 ? "the other rank (rank " + std::to_string(1 - rank) + ")" : "one of the other " + std::to_string(size - 1) + " ranks";
+        throw Error("rank " + std::to_string(rank) + " of " + std::to_string(size) + " waited " + std::to_string(static_cast<long long>(rankTimeout_)) + " s for " + what +
+                    ": " + others + " died or hangs. This rank's NCCL communicator was aborted; the log of the rank that stopped says why (--rank-timeout sets the wait)");
+      }
+      std::this_thread::yield();
+    }
+  }
+
   /** Makes the compute stream wait for the kernels' sums and updates of the last data-parallel step, if any are in flight. */
   void settleKernels() {
     if (!kernelsPending_) return;
@@ -880,7 +930,7 @@ class ModelImpl final : public Model {
     // The counts were all-gathered while the kernel gradients were being queued; the host waits
     // for them here (the GPU does not: its compute stream has work queued). The communication
     // stream is already ordered after the table gradients (countTouchedRows).
-    if (!candidates_.empty()) check(cudaEventSynchronize(countsReady_), "count the touched rows on every rank");
+    if (!candidates_.empty()) awaitRanks(countsReady_, "count the touched rows on every rank");
     commMark(0);
     stamp(commStream_, "comm: exchange queued (the host had the counts)");
     world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
@@ -940,8 +990,9 @@ class ModelImpl final : public Model {
 
   long long lossDivisor() const { return globalRows_ > 0 ? globalRows_ : view_.size; }
 
-  void joinWorld(const unsigned char* id, int rank, int size) override {
+  void joinWorld(const unsigned char* id, int rank, int size, double timeoutSeconds) override {
     if (world_) throw Error("the model is already part of a data-parallel job");
+    rankTimeout_ = timeoutSeconds > 0 ? timeoutSeconds : 0;
     nccl::ncclUniqueId unique{};
     std::memcpy(&unique, id, sizeof unique);
     check(cudaSetDevice(device_), "cudaSetDevice");
@@ -1041,7 +1092,7 @@ class ModelImpl final : public Model {
       world_->broadcast(buffers_[p].value, spec.size * sizeof(float), root, commStream_, spec.name.c_str());
       for (int s = 0; s < spec.slots && s < 2; s++) world_->broadcast(buffers_[p].slots[s], spec.size * sizeof(float), root, commStream_, spec.name.c_str());
     }
-    check(cudaStreamSynchronize(commStream_), "broadcast the model");
+    awaitRanks(commStream_, "broadcast the model");
   }
 
   std::vector<std::pair<std::string, std::string>> exchangePlan() override {
@@ -1313,6 +1364,9 @@ class ModelImpl final : public Model {
   void release() {
     if (released_) return;
     released_ = true;
+    // After an aborted job, kernels of that job may never end: synchronising or freeing (which
+    // synchronises) could wait forever. The process is on its way out; leave it all to the driver.
+    if (world_ && world_->aborted()) return;
     cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
     if (copyStream_) cudaStreamSynchronize(copyStream_);
@@ -1476,6 +1530,8 @@ class ModelImpl final : public Model {
   std::vector<cudaEvent_t> kernelDone_;
   /** SMs the kernel-gradient products plan for in a data-parallel step (0: all). */
   int commGemmSms_ = 0;
+  /** Seconds a wait for the other ranks' work may take (0: no limit); see awaitRanks. */
+  double rankTimeout_ = 0;
   std::vector<TableExchange> exchange_;
   float* denseArena_ = nullptr;
   long long denseArenaFloats_ = 0;

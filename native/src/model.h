@@ -65,8 +65,12 @@ class Model {
   virtual void setProfiling(bool on) = 0;
   virtual std::vector<std::pair<std::string, double>> phaseTimes() = 0;
   virtual void dispose() = 0;
-  /** Joins a data-parallel job (NCCL): later training steps sum gradients over its ranks. */
-  virtual void joinWorld(const unsigned char* id, int rank, int size) = 0;
+  /**
+   * Joins a data-parallel job (NCCL): later training steps sum gradients over its ranks. With
+   * `timeoutSeconds` > 0, a wait for work that needs the other ranks gives up after that long:
+   * the communicator is aborted and an Error says that another rank died or hangs.
+   */
+  virtual void joinWorld(const unsigned char* id, int rank, int size, double timeoutSeconds) = 0;
   /** Copies every parameter and optimizer slot of `root` to every rank. */
   virtual void broadcastState(int root) = 0;
   /** How each table's gradients travel between ranks: (table name, "dense" or "rows"). */

@@ -34,6 +34,11 @@ World::~World() {
   if (comm_) nccl::nccl().ncclCommDestroy(comm_);
 }
 
+nccl::ncclComm_t World::live(const char* operation, const char* what) const {
+  if (!comm_) throw Error(std::string(operation) + " of " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + "): the job's communicator was aborted");
+  return comm_;
+}
+
 void World::check(nccl::ncclResult_t result, const char* operation, const char* what) {
   if (result == nccl::ncclSuccess) return;
   throw Error(std::string(operation) + " of " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + "): " + ncclText(result, comm_));
@@ -41,22 +46,34 @@ void World::check(nccl::ncclResult_t result, const char* operation, const char* 
 
 void World::allReduceSum(float* data, size_t count, cudaStream_t stream, const char* what) {
   if (count == 0) return;
-  check(nccl::nccl().ncclAllReduce(data, data, count, nccl::ncclFloat32, nccl::ncclSum, comm_, stream), "ncclAllReduce", what);
+  check(nccl::nccl().ncclAllReduce(data, data, count, nccl::ncclFloat32, nccl::ncclSum, live("ncclAllReduce", what), stream), "ncclAllReduce", what);
 }
 
 void World::allReduceMax(void* data, size_t count, nccl::ncclDataType_t type, cudaStream_t stream, const char* what) {
   if (count == 0) return;
-  check(nccl::nccl().ncclAllReduce(data, data, count, type, nccl::ncclMax, comm_, stream), "ncclAllReduce (max)", what);
+  check(nccl::nccl().ncclAllReduce(data, data, count, type, nccl::ncclMax, live("ncclAllReduce (max)", what), stream), "ncclAllReduce (max)", what);
 }
 
 void World::broadcast(void* data, size_t bytes, int root, cudaStream_t stream, const char* what) {
   if (bytes == 0) return;
-  check(nccl::nccl().ncclBroadcast(data, data, bytes, nccl::ncclUint8, root, comm_, stream), "ncclBroadcast", what);
+  check(nccl::nccl().ncclBroadcast(data, data, bytes, nccl::ncclUint8, root, live("ncclBroadcast", what), stream), "ncclBroadcast", what);
 }
 
 void World::allGather(const void* send, void* receive, size_t bytes, cudaStream_t stream, const char* what) {
   if (bytes == 0) return;
-  check(nccl::nccl().ncclAllGather(send, receive, bytes, nccl::ncclUint8, comm_, stream), "ncclAllGather", what);
+  check(nccl::nccl().ncclAllGather(send, receive, bytes, nccl::ncclUint8, live("ncclAllGather", what), stream), "ncclAllGather", what);
+}
+
+std::string World::asyncError() const {
+  if (!comm_ || !nccl::nccl().ncclCommGetAsyncError) return "";
+  nccl::ncclResult_t state = nccl::ncclSuccess;
+  if (nccl::nccl().ncclCommGetAsyncError(comm_, &state) != nccl::ncclSuccess) return "";
+  return state == nccl::ncclSuccess || state == nccl::ncclInProgress ? "" : ncclText(state, comm_);
+}
+
+void World::abort() {
+  if (comm_) nccl::nccl().ncclCommAbort(comm_);
+  comm_ = nullptr;
 }
 
 void World::groupStart() { check(nccl::nccl().ncclGroupStart(), "ncclGroupStart", "a group of operations"); }

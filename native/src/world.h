@@ -34,9 +34,19 @@ class World {
   /** Between these, NCCL operations are queued together and launched as one at groupEnd. */
   void groupStart();
   void groupEnd();
+  /**
+   * Gives the communicator up without waiting for the other ranks (ncclCommAbort): NCCL kernels
+   * still waiting for a rank that died end. No operation may follow.
+   */
+  void abort();
+  bool aborted() const { return comm_ == nullptr; }
+  /** An error NCCL met while running this rank's operations (a peer's connection lost...), or "" when none. */
+  std::string asyncError() const;
 
  private:
   void check(nccl::ncclResult_t result, const char* operation, const char* what);
+  /** The communicator, or an Error when it was aborted. */
+  nccl::ncclComm_t live(const char* operation, const char* what) const;
 
   nccl::ncclComm_t comm_ = nullptr;
   int rank_, size_;

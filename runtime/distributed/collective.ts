@@ -10,6 +10,8 @@ export interface Collective {
   readonly size: number;
   /** `local`, `mpi` or `nccl`: for messages and run.json. */
   readonly backend: string;
+  /** How long an operation may wait for the other ranks before it fails (absent: for ever). */
+  readonly timeoutSeconds?: number;
   /** Sums `buffer` element-wise over the ranks, in place; every rank ends with the same bits. */
   allReduceSum<T extends Float32Array | Float64Array>(buffer: T): Promise<T>;
   /** Copies `root`'s bytes of `buffer` into every rank's `buffer` (same length on every rank). */

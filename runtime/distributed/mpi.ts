@@ -96,8 +96,11 @@ export class MpiCollective implements Collective {
     readonly library: { path: string; version: string },
     private readonly options: MpiOptions,
   ) {
-    this.timeoutMs = (options.timeoutSeconds ?? 300) * 1000;
+    this.timeoutSeconds = options.timeoutSeconds ?? 300;
+    this.timeoutMs = this.timeoutSeconds * 1000;
   }
+
+  readonly timeoutSeconds: number;
 
   allReduceSum<T extends Float32Array | Float64Array>(buffer: T): Promise<T> {
     return this.run(`all-reduce of ${buffer.length} ${buffer instanceof Float32Array ? 'float32' : 'float64'}`, () => this.addon.allReduceSum(buffer)).then(() => buffer);

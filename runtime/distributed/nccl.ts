@@ -7,8 +7,9 @@
 //
 // Each operation waits at most `timeoutSeconds` for the other ranks (polling in the addon): a rank
 // that has died or hangs turns into a CollectiveError naming the operation and this rank, and the
-// communicator is aborted. That covers these host-side operations only; a rank dying inside a
-// training step's NCCL calls (the model's communicator) is the launcher's or the scheduler's to see.
+// communicator is aborted. The CUDA engine gives its training steps the same timeout
+// (timeoutSeconds, read by CudaEngine.joinCollective): a rank dying inside a step's NCCL calls on
+// the model's own communicator stops the others too.
 
 import type { NativeAddon, NativeHostCollective } from '../engine/cuda/addon-api.js';
 import { CudaUnavailableError, loadCudaAddon } from '../engine/cuda/load-addon.js';
@@ -127,7 +128,10 @@ export class NcclCollective implements Collective {
   ) {
     this.rank = native.rank;
     this.size = native.size;
+    this.timeoutSeconds = options.timeoutSeconds ?? 300;
   }
+
+  readonly timeoutSeconds: number;
 
   allReduceSum<T extends Float32Array | Float64Array>(buffer: T): Promise<T> {
     return this.run(`all-reduce of ${buffer.length} ${buffer instanceof Float32Array ? 'float32' : 'float64'}`, () => this.native.allReduceSum(buffer)).then(() => buffer);

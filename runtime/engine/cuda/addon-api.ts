@@ -213,9 +213,11 @@ export interface NativeModel {
   /**
    * Joins a data-parallel job over NCCL as `rank` of `size` (blocks until every rank has joined);
    * `id` is the `ncclUniqueId()` of rank 0, handed to the others. Later `trainStep`s sum the
-   * gradients and the loss over the ranks before the optimizers.
+   * gradients and the loss over the ranks before the optimizers. With `timeoutSeconds` > 0 a wait
+   * for work that needs the other ranks gives up after that long: the communicator is aborted and
+   * the call throws, saying which rank waited for what (0: wait for ever).
    */
-  joinWorld(id: Uint8Array, rank: number, size: number): void;
+  joinWorld(id: Uint8Array, rank: number, size: number, timeoutSeconds: number): void;
   /** Copies every parameter and optimizer slot of rank `root` to every rank. */
   broadcastState(root: number): void;
   /**

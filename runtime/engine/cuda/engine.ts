@@ -235,11 +235,12 @@ export class CudaEngine implements Engine {
 
   /**
    * Makes the built model rank `rank` of a data-parallel job of `size` GPUs (NCCL), then gives every
-   * rank rank 0's parameters and optimizer state. Every rank must call it, with the same id.
+   * rank rank 0's parameters and optimizer state. Every rank must call it, with the same id. With
+   * `timeoutSeconds` > 0, a step that waits that long for the other ranks fails (see addon-api.ts).
    */
-  joinWorld(id: Uint8Array, rank: number, size: number): void {
+  joinWorld(id: Uint8Array, rank: number, size: number, timeoutSeconds = 0): void {
     const m = this.model();
-    m.model.joinWorld(id, rank, size);
+    m.model.joinWorld(id, rank, size, timeoutSeconds);
     m.model.broadcastState(0);
   }
 
@@ -249,7 +250,8 @@ export class CudaEngine implements Engine {
    */
   async joinCollective(collective: Collective): Promise<void> {
     const id = await broadcastBytes(collective, collective.rank === 0 ? this.newJobId() : null, 0);
-    this.joinWorld(id, collective.rank, collective.size);
+    // The steps wait for the other ranks as long as the collective's own operations may.
+    this.joinWorld(id, collective.rank, collective.size, collective.timeoutSeconds ?? 0);
   }
 
   /** How each table's gradients travel between ranks (after joinWorld). */
