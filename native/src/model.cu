@@ -355,10 +355,10 @@ class ModelImpl final : public Model {
                   " (the step ran without it); the data was encoded for another spec, or the shards are corrupt: re-run `wndc preprocess` with this spec");
     }
     if (profiling_ && profiledStep_) {
-      for (size_t i = 1; i < marksUsed_; i++) {
+      for (size_t i = 1; i < marks_.used; i++) {
         float ms = 0;
-        if (cudaEventElapsedTime(&ms, markEvents_[i - 1], markEvents_[i]) != cudaSuccess) continue;
-        addPhase(markNames_[i], ms);
+        if (cudaEventElapsedTime(&ms, marks_.events[i - 1], marks_.events[i]) != cudaSuccess) continue;
+        addPhase(marks_.names[i], ms);
       }
       // The communication stream's spans, which overlap the compute stream's phases.
       static const char* commSpanNames[] = {"communication stream: tables (overlapped)", "communication stream: kernel gradients (overlapped)"};
@@ -367,10 +367,10 @@ class ModelImpl final : public Model {
         if (cudaEventElapsedTime(&ms, commEvents_[k], commEvents_[k + 1]) != cudaSuccess) continue;
         addPhase(commSpanNames[k], ms);
       }
-      for (size_t i = 0; i < stampsUsed_ && marksUsed_ > 0; i++) {
+      for (size_t i = 0; i < stamps_.used && marks_.used > 0; i++) {
         float ms = 0;
-        if (cudaEventElapsedTime(&ms, markEvents_[0], stampEvents_[i]) != cudaSuccess) continue;
-        addPhase("at " + stampNames_[i], ms);
+        if (cudaEventElapsedTime(&ms, marks_.events[0], stamps_.events[i]) != cudaSuccess) continue;
+        addPhase("at " + stamps_.names[i], ms);
       }
       commMarked_ = false;
       profiledStep_ = false;
@@ -470,15 +470,7 @@ class ModelImpl final : public Model {
 
   /** With profiling on, ends the span `name` (the work enqueued since the previous mark) with an event. */
   void mark(const std::string& name) {
-    if (!profiling_) return;
-    if (marksUsed_ == markEvents_.size()) {
-      cudaEvent_t e;
-      check(cudaEventCreate(&e), "cudaEventCreate (profiling)");
-      markEvents_.push_back(e);
-      markNames_.emplace_back();
-    }
-    check(cudaEventRecord(markEvents_[marksUsed_], stream_), "record a profiling event");
-    markNames_[marksUsed_++] = name;
+    if (profiling_) marks_.record(stream_, name);
   }
 
   void addPhase(const std::string& name, double ms) {
@@ -505,22 +497,14 @@ class ModelImpl final : public Model {
    * the step's start (the streams overlap, so spans alone cannot place their work).
    */
   void stamp(cudaStream_t s, const std::string& name) {
-    if (!profiling_) return;
-    if (stampsUsed_ == stampEvents_.size()) {
-      cudaEvent_t e;
-      check(cudaEventCreate(&e), "cudaEventCreate (profiling)");
-      stampEvents_.push_back(e);
-      stampNames_.emplace_back();
-    }
-    check(cudaEventRecord(stampEvents_[stampsUsed_], s), "record a profiling event");
-    stampNames_[stampsUsed_++] = name;
+    if (profiling_) stamps_.record(s, name);
   }
 
   void beginStep() {
     if (view_.ids == nullptr) throw Error("no batch: call setBatch or selectRows first");
     if (pendingCopy_) check(cudaStreamWaitEvent(stream_, pendingCopy_, 0), "wait for the batch copy");
-    marksUsed_ = 0;
-    stampsUsed_ = 0;
+    marks_.used = 0;
+    stamps_.used = 0;
     mark("start");
   }
 
@@ -1402,13 +1386,10 @@ class ModelImpl final : public Model {
     }
     if (host_) cudaFreeHost(host_);
     host_ = nullptr;
-    for (auto& e : markEvents_)
-      if (e) cudaEventDestroy(e);
-    for (auto& e : stampEvents_) cudaEventDestroy(e);
-    stampEvents_.clear();
+    marks_.release();
+    stamps_.release();
     for (auto& e : commEvents_)
       if (e) cudaEventDestroy(e);
-    markEvents_.clear();
     if (stepDone_) cudaEventDestroy(stepDone_);
     if (stream_) cudaStreamDestroy(stream_);
     if (copyStream_) cudaStreamDestroy(copyStream_);
@@ -1427,13 +1408,31 @@ class ModelImpl final : public Model {
   static constexpr int kCommMarks = 3;
   cudaEvent_t commEvents_[kCommMarks] = {nullptr, nullptr, nullptr};
   bool commMarked_ = false;
-  std::vector<cudaEvent_t> markEvents_;
-  std::vector<std::string> markNames_;
-  /** With profiling on: timeline points on any stream (stamp). */
-  std::vector<cudaEvent_t> stampEvents_;
-  std::vector<std::string> stampNames_;
-  size_t stampsUsed_ = 0;
-  size_t marksUsed_ = 0;
+  /** Named profiling events of one step, reused from step to step. */
+  struct EventLog {
+    std::vector<cudaEvent_t> events;
+    std::vector<std::string> names;
+    size_t used = 0;
+    void record(cudaStream_t s, const std::string& name) {
+      if (used == events.size()) {
+        cudaEvent_t e;
+        check(cudaEventCreate(&e), "cudaEventCreate (profiling)");
+        events.push_back(e);
+        names.emplace_back();
+      }
+      check(cudaEventRecord(events[used], s), "record a profiling event");
+      names[used++] = name;
+    }
+    void release() {
+      for (cudaEvent_t e : events)
+        if (e) cudaEventDestroy(e);
+      events.clear();
+      names.clear();
+      used = 0;
+    }
+  };
+  /** With profiling on: the compute stream's phase boundaries (mark), and timeline points on any stream (stamp). */
+  EventLog marks_, stamps_;
   std::vector<std::pair<std::string, double>> phaseTotals_;
   std::map<std::string, size_t> phaseIndex_;
   /**
