@@ -68,6 +68,12 @@ class DeviceMemory {
     used_ = 0;
   }
 
+  /** Forgets every block without freeing it (cudaFree waits for the whole GPU): for a process on its way out. */
+  void abandon() {
+    blocks_.clear();
+    used_ = 0;
+  }
+
   long long used() const { return used_; }
   long long peak() const { return peak_; }
 
@@ -806,13 +812,15 @@ class ModelImpl final : public Model {
       else check(cudaStreamSynchronize(work), what);
       return;
     }
-    if (world_->aborted()) throw Error(std::string(what) + ": this rank gave up its data-parallel job after a timeout");
+    if (world_->aborted()) throw Error(std::string(what) + ": this rank gave up its data-parallel job (its NCCL communicator was aborted after an error or a timeout)");
     const auto start = std::chrono::steady_clock::now();
     double nextErrorCheck = 1e-3;
     for (;;) {
       const cudaError_t status = query();
       if (status == cudaSuccess) return;
       if (status != cudaErrorNotReady) check(status, what);
+      // Not ready is no error: keep it from being taken for one by the next launch check.
+      if (cudaPeekAtLastError() == cudaErrorNotReady) (void)cudaGetLastError();
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       // NCCL may see a peer go (its connection lost) before the timeout: stop then, with its reason
       // (asked every millisecond).
@@ -1348,9 +1356,24 @@ class ModelImpl final : public Model {
   void release() {
     if (released_) return;
     released_ = true;
-    // After an aborted job, kernels of that job may never end: synchronising or freeing (which
-    // synchronises) could wait forever. The process is on its way out; leave it all to the driver.
-    if (world_ && world_->aborted()) return;
+    // In a data-parallel job, the last steps' work may wait on NCCL for a rank that is gone: wait
+    // for it as a step would, so that such a wait ends in an abort rather than for ever.
+    if (world_ && !world_->aborted() && rankTimeout_ > 0) {
+      try {
+        for (cudaStream_t s : {stream_, commStream_, sideStream_, copyStream_})
+          if (s) awaitRanks(s, "the last steps' work");
+      } catch (const std::exception&) {
+        // Aborted: handled below.
+      }
+    }
+    // After an abort, kernels of that job might never end, and synchronising or freeing (cudaFree
+    // and cudaFreeHost wait for the whole GPU) could wait for ever: the process is on its way out,
+    // so leave the memory and handles to the driver.
+    if (world_ && world_->aborted()) {
+      memory_.abandon();
+      gemm_.release();
+      return;
+    }
     cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
     if (copyStream_) cudaStreamSynchronize(copyStream_);

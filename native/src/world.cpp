@@ -41,7 +41,10 @@ nccl::ncclComm_t World::live(const char* operation, const char* what) const {
 
 void World::check(nccl::ncclResult_t result, const char* operation, const char* what) {
   if (result == nccl::ncclSuccess) return;
-  throw Error(std::string(operation) + " of " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + "): " + ncclText(result, comm_));
+  const std::string message = std::string(operation) + " of " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + "): " + ncclText(result, comm_);
+  // The job cannot go on: abort, so that no later wait hangs on work the other ranks will not match.
+  abort();
+  throw Error(message);
 }
 
 void World::allReduceSum(float* data, size_t count, cudaStream_t stream, const char* what) {

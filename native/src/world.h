@@ -44,6 +44,7 @@ class World {
   std::string asyncError() const;
 
  private:
+  /** Throws an Error naming the operation, this rank and NCCL's reason, after aborting the communicator. */
   void check(nccl::ncclResult_t result, const char* operation, const char* what);
   /** The communicator, or an Error when it was aborted. */
   nccl::ncclComm_t live(const char* operation, const char* what) const;
