@@ -744,6 +744,16 @@ struct ByteView {
   size_t length;
 };
 
+/** A new `kind` operation on `holder`, with a copy of `view`'s bytes (null: none). */
+CollectiveWork* newCollectiveWork(CollectiveWork::Kind kind, const char* operation, CollectiveHolder* holder, const ByteView* view) {
+  auto* w = new CollectiveWork{};
+  w->kind = kind;
+  w->operation = operation;
+  w->holder = holder;
+  if (view) w->bytes.assign(view->data, view->data + view->bytes);
+  return w;
+}
+
 ByteView typedBytes(napi_env env, napi_value v, const char* what) {
   bool is = false;
   check(env, napi_is_typedarray(env, v, &is));
@@ -867,13 +877,9 @@ napi_value collectiveAllReduceSum(napi_env env, napi_callback_info info) {
     CollectiveHolder* holder = collectiveHolder(env, info, 1, args, &self);
     const ByteView view = typedBytes(env, args[0], "the buffer");
     if (view.type != napi_float32_array && view.type != napi_float64_array) throw std::runtime_error("the buffer must be a Float32Array or a Float64Array");
-    auto* w = new CollectiveWork{};
-    w->kind = CollectiveWork::AllReduce;
-    w->operation = "allReduceSum";
-    w->holder = holder;
+    CollectiveWork* w = newCollectiveWork(CollectiveWork::AllReduce, "allReduceSum", holder, &view);
     w->type = view.type == napi_float64_array ? wndc::nccl::ncclFloat64 : wndc::nccl::ncclFloat32;
     w->count = view.length;
-    w->bytes.assign(view.data, view.data + view.bytes);
     return queueCollective(env, self, w, args[0]);
   });
 }
@@ -884,12 +890,9 @@ napi_value collectiveBroadcast(napi_env env, napi_callback_info info) {
     napi_value self;
     CollectiveHolder* holder = collectiveHolder(env, info, 2, args, &self);
     const ByteView view = typedBytes(env, args[0], "the buffer");
-    auto* w = new CollectiveWork{};
-    w->kind = CollectiveWork::Broadcast;
-    w->operation = "broadcast";
-    w->holder = holder;
-    w->root = static_cast<int>(toNumber(env, args[1], "root"));
-    w->bytes.assign(view.data, view.data + view.bytes);
+    const int root = static_cast<int>(toNumber(env, args[1], "root"));
+    CollectiveWork* w = newCollectiveWork(CollectiveWork::Broadcast, "broadcast", holder, &view);
+    w->root = root;
     return queueCollective(env, self, w, args[0]);
   });
 }
@@ -900,12 +903,7 @@ napi_value collectiveAllGather(napi_env env, napi_callback_info info) {
     napi_value self;
     CollectiveHolder* holder = collectiveHolder(env, info, 1, args, &self);
     const ByteView view = typedBytes(env, args[0], "the bytes");
-    auto* w = new CollectiveWork{};
-    w->kind = CollectiveWork::AllGather;
-    w->operation = "allGather";
-    w->holder = holder;
-    w->bytes.assign(view.data, view.data + view.bytes);
-    return queueCollective(env, self, w, nullptr);
+    return queueCollective(env, self, newCollectiveWork(CollectiveWork::AllGather, "allGather", holder, &view), nullptr);
   });
 }
 
@@ -914,11 +912,7 @@ napi_value collectiveBarrier(napi_env env, napi_callback_info info) {
     std::vector<napi_value> args;
     napi_value self;
     CollectiveHolder* holder = collectiveHolder(env, info, 0, args, &self);
-    auto* w = new CollectiveWork{};
-    w->kind = CollectiveWork::Barrier;
-    w->operation = "barrier";
-    w->holder = holder;
-    return queueCollective(env, self, w, nullptr);
+    return queueCollective(env, self, newCollectiveWork(CollectiveWork::Barrier, "barrier", holder, nullptr), nullptr);
   });
 }
 

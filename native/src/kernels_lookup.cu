@@ -96,6 +96,19 @@ constexpr int kRowIdsMax = 128;
 /** Lookups the row-wise kernels keep in shared memory. */
 constexpr int kRowLookupsMax = 96;
 
+/**
+ * Copies the lookups' descriptors into the block's `shared` array when they fit (nearly every
+ * model) and says whether they did; else the caller reads them where they are. Every thread of
+ * the block calls it (it synchronises the block).
+ */
+__device__ inline bool stageLookups(DevLookup* shared, const DevLookup* lookups, int count) {
+  const bool fits = count <= kRowLookupsMax;
+  if (fits)
+    for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
+  __syncthreads();
+  return fits;
+}
+
 /** The row's ids, 4 per lane: lane l holds ids l, l + 32, l + 64, l + 96. */
 struct RowIds {
   int v[4];
@@ -142,12 +155,8 @@ __device__ __forceinline__ long long rowSlotId(const BatchView& b, long long r, 
  */
 template <typename T>
 __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int count, T* x0, int inputWidth, BadId* bad) {
-  // The descriptors in shared memory when they fit (nearly every model), else read where they are.
   __shared__ DevLookup shared[kRowLookupsMax];
-  const bool inShared = count <= kRowLookupsMax;
-  if (inShared)
-    for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
-  __syncthreads();
+  const bool inShared = stageLookups(shared, lookups, count);
   const int lane = threadIdx.x & 31;
   const int warps = gridDim.x * (blockDim.x >> 5);
   for (int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < b.size; row += warps) {
@@ -197,12 +206,8 @@ __global__ void embeddingForwardRows(BatchView b, const DevLookup* lookups, int 
 template <typename T>
 __global__ void embeddingBackwardRows(BatchView b, const DevLookup* lookups, int count, const T* dx0, int inputWidth, float* keyGrad,
                                       unsigned char* touched) {
-  // The descriptors in shared memory when they fit (nearly every model), else read where they are.
   __shared__ DevLookup shared[kRowLookupsMax];
-  const bool inShared = count <= kRowLookupsMax;
-  if (inShared)
-    for (int i = threadIdx.x; i < count; i += blockDim.x) shared[i] = lookups[i];
-  __syncthreads();
+  const bool inShared = stageLookups(shared, lookups, count);
   const int lane = threadIdx.x & 31;
   const int warps = gridDim.x * (blockDim.x >> 5);
   for (int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < b.size; row += warps) {

@@ -474,9 +474,16 @@ class ModelImpl final : public Model {
     return {plan_.optimizers[part], part == 0 ? s.lrWide : s.lrDeep, part == 0 ? s.adamStepWide : s.adamStepDeep};
   }
 
-  /** With profiling on, ends the span `name` (the work enqueued since the previous mark) with an event. */
-  void mark(const std::string& name) {
+  /**
+   * With profiling on, ends the span `name` (the work enqueued since the previous mark) with an
+   * event. Names are C strings, or `before` N `after` for numbered ones, built only when profiling:
+   * the training step calls these every step.
+   */
+  void mark(const char* name) {
     if (profiling_) marks_.record(stream_, name);
+  }
+  void mark(const char* before, size_t n, const char* after) {
+    if (profiling_) marks_.record(stream_, before + std::to_string(n) + after);
   }
 
   void addPhase(const std::string& name, double ms) {
@@ -502,8 +509,11 @@ class ModelImpl final : public Model {
    * With profiling on, a timeline point on stream `s`: reported as "at <name>", milliseconds from
    * the step's start (the streams overlap, so spans alone cannot place their work).
    */
-  void stamp(cudaStream_t s, const std::string& name) {
+  void stamp(cudaStream_t s, const char* name) {
     if (profiling_) stamps_.record(s, name);
+  }
+  void stamp(cudaStream_t s, const char* before, size_t n, const char* after) {
+    if (profiling_) stamps_.record(s, before + std::to_string(n) + after);
   }
 
   void beginStep() {
@@ -641,7 +651,7 @@ class ModelImpl final : public Model {
         }
         input = out_[i];
         width = l.units;
-        mark("layer " + std::to_string(i) + " forward");
+        mark("layer ", i, " forward");
       }
     }
     const Layer* logit = plan_.layers.empty() ? nullptr : &plan_.layers.back();
@@ -717,13 +727,13 @@ class ModelImpl final : public Model {
         const int used = launchActivationBackward<T>(stream_, a, dOut_[flip], dz_, fromLogit && fast ? logitKernel : nullptr, fast ? nullptr : pre_[i],
                                                      out_[i], dPre(i, cur), partial_);
         launchFinishColumns(stream_, partial_, used, l.units, buffers_[l.bias].grad, 1.0f, false);
-        mark("layer " + std::to_string(i) + " activation gradient");
+        mark("layer ", i, " activation gradient");
       } else if (biasGradScratch_) {
         launchCastToFloat<T>(stream_, static_cast<const T*>(biasGradScratch_), buffers_[l.bias].grad, l.units);
       }
       if (!deferKernels) {
         kernelGradient(i, dPre(i, cur), 0);
-        mark("layer " + std::to_string(i) + " kernel gradient");
+        mark("layer ", i, " kernel gradient");
       }
       fusedPre = false;
       if (i > 0 || deepLookupCount_ > 0) {
@@ -745,7 +755,7 @@ class ModelImpl final : public Model {
           gemm_->run(gx, stream_);
           flip ^= 1;
         }
-        mark("layer " + std::to_string(i) + " input gradient" + (fusedPre ? " (fused ReLU and bias gradient)" : ""));
+        mark("layer ", i, fusedPre ? " input gradient (fused ReLU and bias gradient)" : " input gradient");
       }
     }
     if (deepLookupCount_ > 0) {
@@ -762,8 +772,8 @@ class ModelImpl final : public Model {
       // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
       kernelGradient(i, layerDPre_[i], commGemmSms_);
       check(cudaEventRecord(kernelDone_[i], stream_), "record a kernel gradient");
-      stamp(stream_, "compute: kernel gradient " + std::to_string(i) + " made");
-      mark("layer " + std::to_string(i) + " kernel gradient (tables crossing the ranks meanwhile)");
+      stamp(stream_, "compute: kernel gradient ", i, " made");
+      mark("layer ", i, " kernel gradient (tables crossing the ranks meanwhile)");
     }
     exchangeTables(sideScalars);
     for (size_t i = 0; deferKernels && i < last; i++) {
@@ -771,7 +781,7 @@ class ModelImpl final : public Model {
       check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
       world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
       if (sideScalars) applyDense(commStream_, p, *sideScalars);
-      stamp(commStream_, "comm: kernel " + std::to_string(i) + " summed and updated");
+      stamp(commStream_, "comm: kernel ", i, " summed and updated");
     }
     if (!deferKernels && denseArenaFloats_ > restFloats_)
       onComm(

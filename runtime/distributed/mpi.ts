@@ -65,7 +65,7 @@ export class MpiCollective implements Collective {
   private closed = false;
   /** A timed-out operation still runs on its thread: nothing may follow it but abort(). */
   private broken: CollectiveError | null = null;
-  private readonly timeoutMs: number;
+  readonly timeoutSeconds: number;
 
   /** Loads Open MPI and joins the job's world (MPI_Init_thread): call once per process, under mpirun. */
   static open(options: MpiOptions = {}): MpiCollective {
@@ -97,10 +97,7 @@ export class MpiCollective implements Collective {
     private readonly options: MpiOptions,
   ) {
     this.timeoutSeconds = options.timeoutSeconds ?? 300;
-    this.timeoutMs = this.timeoutSeconds * 1000;
   }
-
-  readonly timeoutSeconds: number;
 
   allReduceSum<T extends Float32Array | Float64Array>(buffer: T): Promise<T> {
     return this.run(`all-reduce of ${buffer.length} ${buffer instanceof Float32Array ? 'float32' : 'float64'}`, () => this.addon.allReduceSum(buffer)).then(() => buffer);
@@ -149,9 +146,9 @@ export class MpiCollective implements Collective {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          this.broken = new CollectiveError(`rank ${this.rank}: collective #${seq} (${what}) waited ${this.timeoutMs / 1000} s for the other ranks; one of them has died or hangs`);
+          this.broken = new CollectiveError(`rank ${this.rank}: collective #${seq} (${what}) waited ${this.timeoutSeconds} s for the other ranks; one of them has died or hangs`);
           reject(this.broken);
-        }, this.timeoutMs);
+        }, this.timeoutSeconds * 1000);
       });
       return Promise.race([operation(), timeout]).finally(() => {
         clearTimeout(timer);

@@ -121,6 +121,7 @@ export class NcclCollective implements Collective {
 
   readonly rank: number;
   readonly size: number;
+  readonly timeoutSeconds: number;
 
   private constructor(
     private readonly native: NativeHostCollective,
@@ -130,8 +131,6 @@ export class NcclCollective implements Collective {
     this.size = native.size;
     this.timeoutSeconds = options.timeoutSeconds ?? 300;
   }
-
-  readonly timeoutSeconds: number;
 
   allReduceSum<T extends Float32Array | Float64Array>(buffer: T): Promise<T> {
     return this.run(`all-reduce of ${buffer.length} ${buffer instanceof Float32Array ? 'float32' : 'float64'}`, () => this.native.allReduceSum(buffer)).then(() => buffer);
