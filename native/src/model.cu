@@ -678,6 +678,12 @@ class ModelImpl final : public Model {
   void backward(long long step, const std::vector<const float*>* masks, bool exchanging, const StepScalars* sideScalars) {
     const int size = view_.size;
     const int chunks = reductionChunks(size);
+    // Planned at the first single-GPU backward pass, so that the dataset and the other buffers
+    // made after build have their memory first (without enough left, the products stay inline).
+    if (!exchanging && !besidePlanned_) {
+      besidePlanned_ = true;
+      planProductsBeside();
+    }
     // One GPU: each kernel-gradient product on its own stream as soon as its dPre is made, beside
     // the rest of the chain. Data-parallel steps keep them for after the chain instead, beside the
     // tables' exchange, which otherwise has nothing to overlap (measured: docs/distributed.md).
@@ -1027,6 +1033,9 @@ class ModelImpl final : public Model {
       if (!productStream_) {
         for (T* b : layerDPre_) memory_.release(b);
         layerDPre_.clear();
+        for (cudaEvent_t e : kernelDone_)
+          if (e) cudaEventDestroy(e);
+        kernelDone_.clear();
       }
       throw;
     }
@@ -1334,7 +1343,6 @@ class ModelImpl final : public Model {
     const lt::cublasComputeType_t compute = plan_.precision == Precision::Tf32 ? lt::CUBLAS_COMPUTE_32F_FAST_TF32 : lt::CUBLAS_COMPUTE_32F;
     gemm_.reset(new Gemm(compute, workspace_, kWorkspaceBytes));
     planFusedEpilogues();
-    planProductsBeside();
     check(cudaEventRecord(stepDone_, stream_), "record");
     check(cudaDeviceSynchronize(), "build the model on the GPU");
   }
@@ -1402,9 +1410,9 @@ class ModelImpl final : public Model {
     check(cudaEventRecord(dPreReady_[i], stream_), "record a layer gradient");
     check(cudaStreamWaitEvent(productStream_, dPreReady_[i], 0), "order the products' stream");
     kernelGradient(i, layerDPre_[i], besideSms_, productStream_);
-    check(cudaEventRecord(kernelDone_[i], productStream_), "record a kernel gradient");
-    check(cudaEventRecord(productsDone_, productStream_), "record the kernel gradients");
+    // The stamp first: the compute stream's wait for productsDone_ then covers it too.
     stamp(productStream_, "products: kernel gradient ", i, " made");
+    check(cudaEventRecord(productsDone_, productStream_), "record the kernel gradients");
   }
 
   /**
@@ -1665,6 +1673,7 @@ class ModelImpl final : public Model {
   /** The products' own cuBLASLt (and workspace): they run beside the chain's products. */
   std::unique_ptr<Gemm> productGemm_;
   bool productsPending_ = false;
+  bool besidePlanned_ = false;
   int besideSms_ = 0;
   /** Per hidden layer: its kernel gradient is made (the communication stream then sums it). */
   std::vector<cudaEvent_t> kernelDone_;
