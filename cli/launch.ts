@@ -6,12 +6,14 @@
 //   - a rank (`--hvd` under mpirun, or WNDC_RANK set) joins the world here: `withWorld`.
 // The launcher watches its ranks through the control port (runtime/distributed/control.ts): a
 // rank that dies or hangs ends the job within --rank-timeout, with a message naming it; the other
-// ranks are killed and no temporary file is left in model_dir.
+// ranks are killed and no temporary file is left in model_dir. Ctrl-C, SIGTERM or SIGHUP of the
+// launcher stops the ranks the same way (they do not get the signal: they are detached); a rank
+// whose launcher has died (SIGKILL) notices its control connection close and stops itself.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { hostname } from 'node:os';
+import { constants as osConstants, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CollectiveError, LocalCollective, type Collective } from '../runtime/distributed/collective.js';
@@ -82,10 +84,11 @@ function mpirunArguments(count: number, forward: string[]): string[] {
 export async function launchWorkers(argv: readonly string[], request: { kind: 'workers' | 'gpus'; count: number }, flags: LaunchFlags, io: CliIO): Promise<number> {
   const timeoutMs = rankTimeoutSeconds(flags) * 1000;
   let verdict: string | null = null;
+  let interrupted = false;
   const children: ChildProcess[] = [];
   const monitor = new RankMonitor(request.count, timeoutMs, (message) => {
     verdict = message;
-    stopAll(children, monitor);
+    if (!interrupted) stopAll(children, monitor);
   });
   const control = await monitor.listen();
   const self = selfCommand();
@@ -94,6 +97,7 @@ export async function launchWorkers(argv: readonly string[], request: { kind: 'w
   if (request.kind === 'gpus' && !args.some((a) => a === '--engine' || a.startsWith('--engine='))) args.push('--engine', 'cuda');
   const env: NodeJS.ProcessEnv = { ...process.env, WNDC_CONTROL: control };
   delete env.WNDC_RANK;
+  let signals: StopSignals | null = null;
   try {
     // GPU ranks run under mpirun too when it is there: MPI carries the host-side collectives
     // (the NCCL job id, metrics, the model broadcast), NCCL the gradients.
@@ -112,43 +116,153 @@ export async function launchWorkers(argv: readonly string[], request: { kind: 'w
         children.push(spawn(self[0]!, [...self.slice(1), ...args], { cwd: io.cwd, env: rankEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
       }
     }
-    const exits = await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<number>((resolve) => {
-            child.stdout!.on('data', (chunk: Buffer) => io.stdout(chunk.toString('utf8')));
-            child.stderr!.on('data', (chunk: Buffer) => io.stderr(chunk.toString('utf8')));
-            child.on('error', (e) => {
-              io.stderr(`wndc: cannot start ${child.spawnfile}: ${e.message}\n`);
-              resolve(EXIT.failure);
-            });
-            child.on('close', (code, signal) => {
-              // A rank gone while the others run: the monitor names it; stop the rest too.
-              if ((code ?? 1) !== 0 && verdict === null && request.kind === 'gpus') stopAll(children, monitor);
-              resolve(code ?? (signal !== null ? 128 : 1));
-            });
-          }),
+    // Trapped in the same tick as the spawns: from now on a signal stops the ranks first.
+    signals = trapStopSignals(
+      () => {
+        interrupted = true;
+        stopAll(children, monitor);
+      },
+      (signal) => {
+        killAll(children, monitor);
+        cleanModelDir(monitor.modelDir);
+        io.stderr(`wndc: interrupted (${signal}) again; killed the ${request.count} ranks\n`);
+        process.exit(signalExitCode(signal));
+      },
+    );
+    const exited = Promise.all(
+      children.map((child) =>
+        relay(child, io, () => interrupted, (code) => {
+          // A rank gone while the others run: the monitor names it; stop the rest too.
+          if (code !== 0 && verdict === null && !interrupted && request.kind === 'gpus') stopAll(children, monitor);
+        }),
       ),
     );
+    const outcome = await Promise.race([exited.then((exits) => ({ exits })), signals.signalled.then((signal) => ({ signal }))]);
+    if ('signal' in outcome) {
+      await settle(exited, children);
+      io.stderr(`wndc: interrupted (${outcome.signal}); stopped the ${request.count} ranks\n`);
+      return signalExitCode(outcome.signal);
+    }
     await new Promise((resolve) => setTimeout(resolve, 50)); // let the last control messages in
     if (verdict !== null) {
       io.stderr(`wndc: ${verdict}; the job was stopped\n`);
       return EXIT.failure;
     }
-    const failed = exits.find((code) => code !== 0);
+    const failed = outcome.exits.find((code) => code !== 0);
     if (failed !== undefined || !monitor.allDone()) {
       io.stderr(`wndc: the job failed (${request.kind === 'workers' ? `mpirun exited with ${failed ?? 0}` : `a rank exited with ${failed ?? 0}`})\n`);
       return EXIT.failure;
     }
     return EXIT.ok;
   } finally {
+    signals?.release();
     monitor.close();
     cleanModelDir(monitor.modelDir);
   }
 }
 
-/** Kills every rank this launcher knows of, then the launcher processes (mpirun). */
+/**
+ * Relays a child's output (until `quiet`: once the launcher is stopping the job, mpirun's reports
+ * of the ranks it killed would only bury the one line saying why); resolves with its exit code.
+ */
+function relay(child: ChildProcess, io: CliIO, quiet: () => boolean, onExit: (code: number) => void): Promise<number> {
+  return new Promise<number>((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (!quiet()) io.stdout(chunk.toString('utf8'));
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      if (!quiet()) io.stderr(chunk.toString('utf8'));
+    });
+    child.on('error', (e) => {
+      io.stderr(`wndc: cannot start ${child.spawnfile}: ${e.message}\n`);
+      resolve(EXIT.failure);
+    });
+    child.on('close', (code, signal) => {
+      const exit = code ?? (signal !== null ? 128 : 1);
+      onExit(exit);
+      resolve(exit);
+    });
+  });
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+type StopSignal = (typeof STOP_SIGNALS)[number];
+
+interface StopSignals {
+  /** Resolves with the first signal. */
+  signalled: Promise<StopSignal>;
+  /** Removes the handlers (the default — ending this process — applies again). */
+  release(): void;
+}
+
+/**
+ * Ctrl-C, SIGTERM, SIGHUP for the launcher. The ranks are detached (their own process groups), so
+ * neither the terminal's Ctrl-C nor `timeout`'s SIGTERM reaches them, and Node's default — exit at
+ * once — would leave them running, holding their GPUs. `first` runs on the first signal, `again`
+ * on any later one (a second Ctrl-C while the ranks are being stopped).
+ */
+function trapStopSignals(first: (signal: StopSignal) => void, again: (signal: StopSignal) => void): StopSignals {
+  let received = false;
+  let resolve!: (signal: StopSignal) => void;
+  const signalled = new Promise<StopSignal>((r) => (resolve = r));
+  const handler = (signal: NodeJS.Signals): void => {
+    const stop = signal as StopSignal;
+    if (received) {
+      again(stop);
+      return;
+    }
+    received = true;
+    first(stop);
+    resolve(stop);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, handler);
+  return { signalled, release: () => STOP_SIGNALS.forEach((signal) => process.off(signal, handler)) };
+}
+
+/** The shell's convention for a command ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143, SIGHUP 129). */
+function signalExitCode(signal: StopSignal): number {
+  return 128 + osConstants.signals[signal];
+}
+
+/** stopAll's SIGKILL follows its SIGTERM after this long. */
+const KILL_AFTER_MS = 3000;
+/** How long a stopping launcher waits for its children after the SIGKILL before it gives up on them. */
+const EXIT_AFTER_KILL_MS = 3000;
+
+/**
+ * Waits for the stopped children to exit, bounded: a child that outlives its SIGKILL (stuck in the
+ * kernel, or a grandchild holding its pipes) is let go, so that the launcher itself can end.
+ */
+async function settle(exited: Promise<unknown>, children: ChildProcess[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, KILL_AFTER_MS + EXIT_AFTER_KILL_MS)));
+  await Promise.race([exited, limit]);
+  clearTimeout(timer);
+  for (const child of children) {
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    child.unref();
+  }
+}
+
+/** Kills every rank this launcher knows of, then the launcher processes (mpirun): SIGTERM, SIGKILL after 3 s. */
 function stopAll(children: ChildProcess[], monitor: RankMonitor): void {
+  killKnownRanks(monitor);
+  for (const child of children) {
+    if (!running(child)) continue;
+    signalGroup(child, 'SIGTERM');
+    setTimeout(() => running(child) && signalGroup(child, 'SIGKILL'), KILL_AFTER_MS).unref();
+  }
+}
+
+/** SIGKILL for every rank and child at once (a second Ctrl-C). */
+function killAll(children: ChildProcess[], monitor: RankMonitor): void {
+  killKnownRanks(monitor);
+  for (const child of children) if (running(child)) signalGroup(child, 'SIGKILL');
+}
+
+/** SIGKILL for the ranks on this host that have told the monitor their pid. */
+function killKnownRanks(monitor: RankMonitor): void {
   for (const state of monitor.ranks.values()) {
     try {
       if (state.host === hostname()) process.kill(state.pid, 'SIGKILL');
@@ -156,20 +270,22 @@ function stopAll(children: ChildProcess[], monitor: RankMonitor): void {
       // already gone
     }
   }
-  for (const child of children) {
-    if (child.pid === undefined || child.exitCode !== null) continue;
+}
+
+function running(child: ChildProcess): boolean {
+  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+/** `signal` for the child's process group (it was started detached, as its leader), else the child alone. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
     try {
-      process.kill(-child.pid, 'SIGTERM');
+      child.kill(signal);
     } catch {
-      child.kill('SIGTERM');
+      // gone
     }
-    setTimeout(() => {
-      try {
-        if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, 3000).unref();
   }
 }
 
@@ -230,6 +346,8 @@ export async function withWorld(flags: LaunchFlags, modelDir: (size: number) => 
   let control: ControlClient | null = null;
   if (controlAddress !== undefined && controlAddress !== '') {
     control = await ControlClient.connect(controlAddress, { rank: environment.rank, size: environment.size, pid: process.pid, host: hostname(), ...(environment.rank === 0 ? { modelDir: modelDir(environment.size) } : {}) });
+    const rank = environment.rank;
+    control.onLost(() => launcherGone(rank, io));
   }
   let collective: Collective;
   try {
@@ -258,6 +376,18 @@ export async function withWorld(flags: LaunchFlags, modelDir: (size: number) => 
   await control?.finish({ t: 'fail', rank: environment.rank, message: failure.split('\n')[0]! });
   collective.abort(code);
   return code;
+}
+
+/**
+ * The launcher died (SIGKILL, a crash) while this rank ran: nobody is left to stop the job or read
+ * its results, so the rank ends now rather than train on as an orphan holding its GPU; under
+ * mpirun, mpirun then ends the other ranks. It ends by SIGTERM to itself, not process.exit: exiting
+ * joins libuv's thread pool, where a collective may wait (up to its timeout, or for ever) for a
+ * peer that is gone or hangs. Atomic writes are synchronous, so none is left half-done.
+ */
+function launcherGone(rank: number, io: CliIO): void {
+  io.stderr(`wndc: rank ${rank}: the launcher (control connection) is gone; stopping\n`);
+  process.kill(process.pid, 'SIGTERM');
 }
 
 /**

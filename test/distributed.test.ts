@@ -74,9 +74,12 @@ test('2 ranks with global batch B give the weights and exact metrics of 1 proces
   const double = mkdtempSync(join(tmpdir(), 'wndc-dist-2-'));
   const one = await wndc(['run', SPEC, '--model_dir', single, '--epochs', '1', ...COMMON]);
   assert.equal(one.code, 0, one.stderr);
+  const signalListeners = () => (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => process.listenerCount(s));
+  const listening = signalListeners();
   const two = await wndc(['run', SPEC, '--model_dir', double, '--epochs', '1', '--workers', '2', ...COMMON]);
   assert.equal(two.code, 0, two.stderr);
   assert.match(two.stderr, / x 2 ranks \(mpi\)/);
+  assert.deepEqual(signalListeners(), listening, 'the launcher removed its signal handlers');
   const a = tensors(single);
   const b = tensors(double);
   assert.deepEqual([...b.keys()], [...a.keys()]);

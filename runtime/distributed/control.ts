@@ -3,7 +3,8 @@
 // collective it enters and leaves, and done. The launcher's RankMonitor turns what it sees into a
 // verdict naming the rank: one that died (its connection closed before `done`), one that stopped
 // responding (no heartbeat for the timeout), or one that has not joined a collective the others
-// have waited in for the timeout.
+// have waited in for the timeout. The other way round, a rank whose connection closes before it
+// sent `done` has lost its launcher (killed with SIGKILL, crashed) and stops itself (onLost).
 
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { OperationEvent } from './mpi.js';
@@ -21,6 +22,8 @@ const START_MS = 120_000;
 /** A rank's side: reports to the launcher; every call is a no-op once the connection is gone. */
 export class ControlClient {
   private readonly timer: NodeJS.Timeout;
+  /** Set (synchronously) by finish(): from then on the connection closing is the normal end. */
+  private finished = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -38,7 +41,7 @@ export class ControlClient {
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port }, () => {
         socket.off('error', reject);
-        socket.on('error', () => undefined); // the launcher went away: it kills the ranks itself
+        socket.on('error', () => undefined); // the launcher went away: 'close' follows (onLost)
         socket.unref();
         const client = new ControlClient(socket, hello.rank);
         client.send({ t: 'hello', ...hello });
@@ -48,12 +51,26 @@ export class ControlClient {
     });
   }
 
+  /**
+   * Calls `lost` once if the connection closes before this rank sent its last words (`finish`):
+   * the launcher is gone. The launcher itself closes the connections only after its ranks have
+   * exited, or once it has killed them.
+   */
+  onLost(lost: () => void): void {
+    const check = (): void => {
+      if (!this.finished) lost();
+    };
+    if (this.socket.destroyed) setImmediate(check);
+    else this.socket.once('close', check);
+  }
+
   operation(event: OperationEvent): void {
     this.send({ t: 'op', rank: this.rank, seq: event.seq, op: event.op, phase: event.phase });
   }
 
   /** The last words: resolves when they are written (or the connection is gone). */
   finish(message: Extract<ControlMessage, { t: 'done' | 'fail' }>): Promise<void> {
+    this.finished = true;
     clearInterval(this.timer);
     return new Promise((resolve) => {
       if (this.socket.destroyed) return resolve();
