@@ -764,29 +764,81 @@ for (const [label, optimizer] of Object.entries(OPTIMIZERS)) {
   });
 }
 
-// Hidden layers of a multiple of 128 ReLU units without dropout or batch norm run their ReLU in
-// cuBLASLt's epilogues (RELU_AUX_BIAS forward, DRELU_BGRAD backward): layers 0 and 1 here.
-test('GPU parity, fused ReLU epilogues (hidden [256, 128, 128]): predict, gradients, and every parameter and slot after 5 steps', async (t) => {
-  const addon = onGpu(t);
-  if (addon === null) return;
-  const ir = compile(spec({ optimizer: 'adagrad(learning_rate: 0.05)', hiddenUnits: '[256, 128, 128]' }));
-  const { cuda, tfjs } = await enginePair(addon, ir, 23);
+/**
+ * Runs `body` with the environment variables `vars` (undefined: unset), then restores them. The
+ * addon reads its switches when it builds a model and at its first training step.
+ */
+async function withEnv<T>(vars: Record<string, string | undefined>, body: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(vars);
+  try {
+    return await body();
+  } finally {
+    apply(saved);
+  }
+}
+
+/**
+ * predict, gradients and `steps` training steps against the tfjs engine (the first step profiled),
+ * then every parameter and slot; gives the profiled step's phase names (they show its schedule).
+ */
+async function parityRun(addon: NativeAddon, ir: ModelIR, seed: number, steps: number): Promise<string[]> {
+  const { cuda, tfjs } = await enginePair(addon, ir, seed);
   try {
     const batch = randomBatch(ir, 64, 2);
     assertClose(await cuda.predict(batch), await tfjs.predict(batch), 'predict');
     assertGradientsClose(await cuda.gradients(batch, 0), await tfjs.gradients(batch, 0), 'gradients');
-    const lr = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
-    for (let step = 0; step < 5; step++) {
+    const lr: LearningRates = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
+    let names: string[] = [];
+    for (let step = 0; step < steps; step++) {
       const b = randomBatch(ir, 64, 200 + step);
+      cuda.setProfiling(step === 0);
       const [c, r] = [await cuda.trainStep(b, step, lr), await tfjs.trainStep(b, step, lr)];
+      if (step === 0) names = Object.keys(cuda.phaseTimes());
       assertClose([c.loss], [r.loss], `step ${step} loss`);
     }
-    assertStateClose(await cuda.state(), await tfjs.state(), 'after 5 steps');
+    assertStateClose(await cuda.state(), await tfjs.state(), `after ${steps} steps`);
+    return names;
   } finally {
     cuda.dispose();
     tfjs.dispose();
   }
+}
+
+// With WNDC_CUDA_FUSED_EPILOGUES=1, hidden layers of a multiple of 128 ReLU units without dropout or
+// batch norm that feed another hidden layer run their ReLU in cuBLASLt's epilogues (RELU_AUX_BIAS
+// forward, DRELU_BGRAD backward): layers 0 and 1 here.
+test('GPU parity, fused ReLU epilogues (hidden [256, 128, 128]): predict, gradients, and every parameter and slot after 5 steps', async (t) => {
+  const addon = onGpu(t);
+  if (addon === null) return;
+  const ir = compile(spec({ optimizer: 'adagrad(learning_rate: 0.05)', hiddenUnits: '[256, 128, 128]' }));
+  const names = await withEnv({ WNDC_CUDA_FUSED_EPILOGUES: '1' }, () => parityRun(addon, ir, 23, 5));
+  for (const layer of [1, 2]) assert.ok(names.includes(`layer ${layer} input gradient (fused ReLU and bias gradient)`), `layer ${layer} fused: ${names.join(', ')}`);
 });
+
+// One GPU runs the kernel-gradient products on a stream of their own beside the backward chain
+// (each layer keeps its own dP); WNDC_CUDA_PRODUCTS_BESIDE=0 runs them inline. Both must give the
+// tfjs engine's numbers, with and without the fused epilogues (which write the layer below's dP).
+for (const [label, vars, beside] of [
+  ['beside the chain (default)', { WNDC_CUDA_PRODUCTS_BESIDE: undefined }, true],
+  ['inline (WNDC_CUDA_PRODUCTS_BESIDE=0)', { WNDC_CUDA_PRODUCTS_BESIDE: '0' }, false],
+  ['beside the chain, fused epilogues', { WNDC_CUDA_PRODUCTS_BESIDE: undefined, WNDC_CUDA_FUSED_EPILOGUES: '1' }, true],
+] as const) {
+  test(`GPU parity, kernel-gradient products ${label}: predict, gradients, and every parameter and slot after 4 steps`, async (t) => {
+    const addon = onGpu(t);
+    if (addon === null) return;
+    const ir = compile(spec({ optimizer: 'proximal_adagrad(learning_rate: 0.1, l1: 0.001, l2: 0.01)', hiddenUnits: '[256, 128, 128]' }));
+    const names = await withEnv(vars, () => parityRun(addon, ir, 31, 4));
+    assert.equal(names.includes('kernel gradients (beside the chain)'), beside, names.join(', '));
+    assert.equal(names.includes('layer 0 kernel gradient'), !beside, names.join(', '));
+  });
+}
 
 // The lookup kernels keep a row's first 128 ids in registers and read the rest from memory.
 test('GPU parity, a bag of up to 140 ids (a row wider than the 128 ids held in registers): predict, gradients, and the state after 3 steps', async (t) => {
