@@ -1670,7 +1670,7 @@ class ModelImpl final : public Model {
   cudaStream_t productStream_ = nullptr;
   std::vector<cudaEvent_t> dPreReady_;
   cudaEvent_t productsDone_ = nullptr;
-  /** The products' own cuBLASLt (and workspace): they run beside the chain's products. */
+  /** The products' own cuBLASLt (and workspace): they run beside the chain's input-gradient products. */
   std::unique_ptr<Gemm> productGemm_;
   bool productsPending_ = false;
   bool besidePlanned_ = false;
