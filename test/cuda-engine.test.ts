@@ -29,6 +29,7 @@ import { TfjsEngine } from '../runtime/engine/tfjs/engine.js';
 import { dropoutMask } from '../runtime/engine/tfjs/model.js';
 import { adamStepSize } from '../runtime/optim/index.js';
 import { trainModel } from '../runtime/train/trainer.js';
+import { withEnv } from './support/env.js';
 import { FakeAddonBase } from './support/fake-addon.js';
 import { REPO } from './support/paths.js';
 import { writeRandomShards } from './support/random-shards.js';
@@ -762,26 +763,6 @@ for (const [label, optimizer] of Object.entries(OPTIMIZERS)) {
       tfjs.dispose();
     }
   });
-}
-
-/**
- * Runs `body` with the environment variables `vars` (undefined: unset), then restores them. The
- * addon reads its switches when it builds a model and at its first training step.
- */
-async function withEnv<T>(vars: Record<string, string | undefined>, body: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
-  const apply = (values: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(values)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  apply(vars);
-  try {
-    return await body();
-  } finally {
-    apply(saved);
-  }
 }
 
 /**

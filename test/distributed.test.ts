@@ -16,6 +16,7 @@ import { launchEnvironment } from '../runtime/distributed/world.js';
 import { BatchReader } from '../runtime/data/batches.js';
 import { openShards } from '../runtime/data/shards.js';
 import { mpiAddonPath } from '../runtime/distributed/mpi.js';
+import { withEnv } from './support/env.js';
 import { REPO } from './support/paths.js';
 
 process.env.WNDC_CACHE_DIR = mkdtempSync(join(tmpdir(), 'wndc-dist-cache-'));
@@ -24,20 +25,11 @@ const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status =
 const skip = !mpirun ? 'mpirun (Open MPI) is not installed: apt-get install openmpi-bin' : !existsSync(mpiAddonPath()) ? 'the MPI addon is not built: npm run build:mpi' : false;
 
 async function wndc(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string; seconds: number }> {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
   let stdout = '';
   let stderr = '';
   const started = performance.now();
-  try {
-    const code = await runCli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), cwd: REPO, color: false });
-    return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  const code = await withEnv(env, () => runCli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), cwd: REPO, color: false }));
+  return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
 }
 
 // The quick start (dropout 0.1, FTRL and Adagrad, a crossed table sent sparsely, small ones densely).
