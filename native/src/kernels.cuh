@@ -136,15 +136,33 @@ void launchMovingAverage(cudaStream_t s, float* average, const float* value, int
 // --- optimizers, casts, fp16 checks ---
 void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, const float* grad, float* slot0, float* slot1, long long n,
                       const float* lossScale, const int* skip);
-/** Applies each touched row's gradient (then clears it and the flag); with apply false only clears. */
 /** The two parts' optimizers (wide, deep), passed by value to the sparse kernel. */
 struct OptimizerPair {
   OptimizerArgs part[2];
 };
+/**
+ * Data parallelism over symmetric memory: every rank's table accumulators and touched flags, as
+ * this GPU addresses them (device arrays of `size` pointers, rank order; this rank's are local),
+ * and which tables take their rows' gradients from them (`tablePeer`, per table). size 0: none.
+ */
+struct PeerRows {
+  const float* const* grads = nullptr;
+  const unsigned char* const* touched = nullptr;
+  const int* tablePeer = nullptr;
+  int size = 0;
+};
+/**
+ * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
+ * Rows of `peers`' tables take the sum of every rank's row that is flagged, in rank order (the same
+ * bits on every rank), and are left for launchClearPeerRows: the other ranks may still read them.
+ */
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
                        float* const* tables, float* const* slot0, float* const* slot1, int tableCount, float* keyGrad,
-                       unsigned char* touched, const float* lossScale, const int* skip, bool apply);
+                       unsigned char* touched, const float* lossScale, const int* skip, bool apply, const PeerRows& peers = {});
+/** Clears this rank's gradient and flag of each listed row of `peers`' tables, once no rank reads them. */
+void launchClearPeerRows(cudaStream_t s, const PeerRows& peers, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
+                         const long long* tableGradBase, const int* tableDim, int tableCount, float* keyGrad, unsigned char* touched);
 /** Sets *flag when any gradient value is Inf or NaN. */
 void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag);
 void launchCheckFiniteRows(cudaStream_t s, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
@@ -187,6 +205,8 @@ struct FlagRange {
  * zero); `mostRows` is the longest range. Cheaper than launchSelectFlagged per range where order does not matter.
  */
 void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows);
+/** Lists (in no set order) the rows i < rows flagged on any rank of `peers`; *count must start at zero. */
+void launchListAnyRank(cudaStream_t s, const PeerRows& peers, long long rows, int* list, int* count);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
 enum class PackMode { Clear, Keep };
 /** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */

@@ -113,21 +113,37 @@ __global__ void unpackRecord1(const int* record, int capacity, float* grad, int 
   }
 }
 
+/** Flagged in one rank's flags. */
+struct OwnFlag {
+  const unsigned char* flags;
+  __device__ bool operator()(long long i) const { return flags[i] != 0; }
+};
+
+/** Flagged on any rank (their flags read directly: symmetric memory). */
+struct AnyRankFlag {
+  PeerRows peers;
+  __device__ bool operator()(long long i) const {
+    for (int r = 0; r < peers.size; r++)
+      if (peers.touched[r][i] != 0) return true;
+    return false;
+  }
+};
+
 /**
- * Lists the flagged indices of range blockIdx.y: one pass, one atomic per block and step (the
- * block's warps take consecutive places). The order is the blocks' arrival order: every use of
- * these lists treats each row on its own (a record's rows are distinct; the optimizers update
- * each row alone), so the sums and updates do not depend on it.
+ * Appends the indices i < rows where `flagged(i)` to `list`: one pass, one atomic per block and
+ * step (the block's warps take consecutive places). The order is the blocks' arrival order: every
+ * use of these lists treats each row on its own (a record's rows are distinct; the optimizers
+ * update each row alone), so the sums and updates do not depend on it.
  */
-__global__ void listFlagged(const FlagRange* ranges) {
+template <typename Flagged>
+__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count) {
   __shared__ int warpCounts[32];
   __shared__ int blockBase;
-  const FlagRange r = ranges[blockIdx.y];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  for (long long base = (long long)blockIdx.x * blockDim.x; base < r.rows; base += (long long)gridDim.x * blockDim.x) {
+  for (long long base = (long long)blockIdx.x * blockDim.x; base < rows; base += (long long)gridDim.x * blockDim.x) {
     const long long i = base + threadIdx.x;
-    const bool flagged = i < r.rows && r.flags[i] != 0;
-    const unsigned mask = __ballot_sync(0xffffffffu, flagged);
+    const bool on = i < rows && flagged(i);
+    const unsigned mask = __ballot_sync(0xffffffffu, on);
     if (lane == 0) warpCounts[warp] = __popc(mask);
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -137,13 +153,21 @@ __global__ void listFlagged(const FlagRange* ranges) {
         warpCounts[w] = total;
         total += c;
       }
-      blockBase = total > 0 ? atomicAdd(r.count, total) : 0;
+      blockBase = total > 0 ? atomicAdd(count, total) : 0;
     }
     __syncthreads();
-    if (flagged) r.list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(i);
+    if (on) list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(i);
     __syncthreads();
   }
 }
+
+/** Range blockIdx.y's flagged indices. */
+__global__ void listFlagged(const FlagRange* ranges) {
+  const FlagRange r = ranges[blockIdx.y];
+  compactFlagged(r.rows, OwnFlag{r.flags}, r.list, r.count);
+}
+
+__global__ void listAnyRank(PeerRows peers, long long rows, int* list, int* count) { compactFlagged(rows, AnyRankFlag{peers}, list, count); }
 
 }  // namespace
 
@@ -152,6 +176,12 @@ void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, 
   const int blocks = blocksFor(std::max<long long>(mostRows, 1), 256, 1024);
   listFlagged<<<dim3(blocks, rangeCount), 256, 0, s>>>(ranges);
   checkLaunch("list flagged rows kernel");
+}
+
+void launchListAnyRank(cudaStream_t s, const PeerRows& peers, long long rows, int* list, int* count) {
+  if (rows == 0) return;
+  listAnyRank<<<blocksFor(rows, 256, 1024), 256, 0, s>>>(peers, rows, list, count);
+  checkLaunch("list every rank's flagged rows kernel");
 }
 
 bool recordVectorised(const float* grad, int dim) { return dim % 4 == 0 && reinterpret_cast<uintptr_t>(grad) % 16 == 0; }

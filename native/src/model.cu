@@ -43,10 +43,17 @@ class DeviceMemory {
                   "; the GPU has " + mib(freeBytes) + " free of " + mib(totalBytes) +
                   ". Lower the batch size (--global_batch_size), the tables' buckets or dims, or use a GPU with more memory");
     }
-    blocks_[p] = {name, bytes};
+    blocks_[p] = {name, bytes, true};
     used_ += bytes;
     peak_ = std::max(peak_, used_);
     return p;
+  }
+
+  /** Counts (and names) a block allocated elsewhere, which its owner frees: release() only forgets it. */
+  void adopt(const std::string& name, void* p, size_t bytes) {
+    blocks_[p] = {name, bytes, false};
+    used_ += bytes;
+    peak_ = std::max(peak_, used_);
   }
 
   template <typename T>
@@ -57,13 +64,15 @@ class DeviceMemory {
   void release(void* p) {
     auto found = blocks_.find(p);
     if (found == blocks_.end()) return;
-    used_ -= found->second.second;
+    used_ -= found->second.bytes;
+    const bool owned = found->second.owned;
     blocks_.erase(found);
-    cudaFree(p);
+    if (owned) cudaFree(p);
   }
 
   void releaseAll() {
-    for (auto& [p, block] : blocks_) cudaFree(p);
+    for (auto& [p, block] : blocks_)
+      if (block.owned) cudaFree(p);
     blocks_.clear();
     used_ = 0;
   }
@@ -80,7 +89,7 @@ class DeviceMemory {
   /** Bytes per category (the part of a name before ':'), largest first. */
   std::vector<std::pair<std::string, long long>> items() const {
     std::map<std::string, long long> byCategory;
-    for (auto& [p, block] : blocks_) byCategory[block.first.substr(0, block.first.find(':'))] += block.second;
+    for (auto& [p, block] : blocks_) byCategory[block.name.substr(0, block.name.find(':'))] += block.bytes;
     std::vector<std::pair<std::string, long long>> out(byCategory.begin(), byCategory.end());
     std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second > b.second; });
     return out;
@@ -93,7 +102,12 @@ class DeviceMemory {
     return text.empty() ? text : text + ")";
   }
 
-  std::map<void*, std::pair<std::string, size_t>> blocks_;
+  struct Block {
+    std::string name;
+    size_t bytes;
+    bool owned;
+  };
+  std::map<void*, Block> blocks_;
   long long used_ = 0, peak_ = 0;
 };
 
@@ -692,6 +706,12 @@ class ModelImpl final : public Model {
     const bool perLayer = (exchanging || beside) && !layerDPre_.empty();
     // Data parallelism without the products beside: they run after the chain, beside the tables' exchange.
     const bool deferKernels = exchanging && perLayer && !beside;
+    // The last data-parallel step's rows read from every rank are cleared (clearPeerRows) before
+    // this pass adds into the accumulators.
+    if (peerRowsPending_) {
+      check(cudaStreamWaitEvent(stream_, peerRowsCleared_, 0), "wait for the tables' rows to be cleared");
+      peerRowsPending_ = false;
+    }
     if (hasWide_) {
       if (plan_.wideBias >= 0) launchSum(stream_, dz_, size, buffers_[plan_.wideBias].grad, 1.0f);
       if (plan_.wideNumeric >= 0) {
@@ -706,6 +726,7 @@ class ModelImpl final : public Model {
         onComm([&] { countTouchedRows(); }, false);
         exchangeTables(sideScalars);
         joinComm();
+        clearPeerRows();
       }
       return;
     }
@@ -822,6 +843,7 @@ class ModelImpl final : public Model {
       // them (its forward pass waits for them before the tower: settleKernels).
       check(cudaEventRecord(kernelsSummed_, commStream_), "record the kernels' updates");
       kernelsPending_ = true;
+      clearPeerRows();
       check(cudaStreamWaitEvent(stream_, tablesDone_, 0), "wait for the tables' exchange");
       stamp(stream_, "compute: tables exchanged");
     } else {
@@ -983,6 +1005,7 @@ class ModelImpl final : public Model {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
       const TableExchange& x = exchange_[t];
+      if (x.peer) continue;  // read from every rank's accumulator by the tables' optimizer
       if (x.rows) {
         world_->allGather(x.send, x.receive, recordWords(x.used, spec.dim, x.bf16) * sizeof(int), commStream_, spec.name.c_str());
       } else {
@@ -1011,7 +1034,7 @@ class ModelImpl final : public Model {
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
     listTouched(sideStream_);
     stamp(sideStream_, "side: touched rows listed");
-    sparseApply(sideStream_, *sideScalars, true);
+    sparseApply(sideStream_, *sideScalars, true, true);
     stamp(sideStream_, "side: tables updated");
     check(cudaEventRecord(sideDone_, sideStream_), "record the tables' optimizers");
   }
@@ -1029,6 +1052,10 @@ class ModelImpl final : public Model {
       joinWorldBuffers(size);
     } catch (...) {
       // Half a world is none: later steps train alone, as before the call.
+      try {
+        dropPeerRows();
+      } catch (...) {
+      }
       world_.reset();
       if (!productStream_) {
         for (T* b : layerDPre_) memory_.release(b);
@@ -1071,27 +1098,46 @@ class ModelImpl final : public Model {
   }
 
   /**
-   * Per table, the cheaper way to sum its gradients over `size` ranks: the whole accumulator (an
-   * all-reduce of rows x dim floats) or the touched rows (an all-gather of up to `capacity` rows per
-   * rank, where capacity = the batch's reads of the table, at most its rows).
+   * Per table, how its gradients are summed over `size` ranks. Small tables: the whole accumulator
+   * (an all-reduce of rows x dim floats). Large ones (256 KiB or more): where every rank reaches
+   * every other's memory, read by each rank's tables' optimizer from the others' accumulators
+   * (planPeerRows: no collective moves them); else, each step, the cheaper of the whole accumulator
+   * and the touched rows (an all-gather of up to `capacity` rows per rank, where capacity = the
+   * batch's reads of the table, at most its rows).
    */
   void planExchange(int size) {
     exchange_.assign(tables_.size(), TableExchange{});
     candidates_.clear();
-    // With --amp, row records carry bfloat16 gradients (WNDC_CUDA_EXCHANGE=fp32: float32, as without).
+    // WNDC_CUDA_EXCHANGE: unset, the peers' rows where every rank can read every other's memory,
+    // else row records; `peer` insists on the peers' rows; `records` row records (bfloat16 with
+    // --amp); `fp32` row records of float32.
     const char* exchangeText = std::getenv("WNDC_CUDA_EXCHANGE");
-    const bool bf16Records = lowPrecision() && !(exchangeText && std::string(exchangeText) == "fp32");
+    const std::string exchange = exchangeText ? exchangeText : "";
+    if (exchange != "" && exchange != "peer" && exchange != "records" && exchange != "fp32")
+      throw Error("WNDC_CUDA_EXCHANGE=" + exchange + ": expected peer (read the large tables' rows from the other GPUs), records (all-gather them) or fp32 " +
+                  "(all-gather them as float32), or unset it");
+    const bool bf16Records = lowPrecision() && exchange != "fp32";
     std::vector<long long> reads(plan_.parameters.size(), 0);
     for (const Lookup& l : plan_.wideLookups) reads[l.table] += l.width;
     for (const Piece& piece : plan_.pieces)
       if (piece.kind == Piece::Embedding) reads[piece.lookup.table] += piece.lookup.width;
+    // A rank touches at most this many rows of a table a step: the batch's reads of it, at most its rows.
+    auto capacityOf = [&](int p) { return std::min<long long>(plan_.parameters[p].rows, reads[p] * plan_.batchCapacity); };
+    auto large = [&](int p) { return (double)plan_.parameters[p].size * 4 >= kRowExchangeMinBytes && capacityOf(p) > 0; };
+    std::vector<int> tablePeer(tables_.size(), 0);
+    for (size_t t = 0; t < tables_.size(); t++) tablePeer[t] = large(tables_[t]) ? 1 : 0;
+    const bool anyLarge = std::find(tablePeer.begin(), tablePeer.end(), 1) != tablePeer.end();
+    const bool peer = anyLarge && (exchange == "" || exchange == "peer") && planPeerRows(size, tablePeer, exchange == "peer");
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
-      // A rank touches at most this many rows a step: the batch's reads of the table, at most its rows.
-      const long long capacity = std::min<long long>(spec.rows, reads[p] * plan_.batchCapacity);
-      if ((double)spec.size * 4 < kRowExchangeMinBytes || capacity == 0) continue;
+      const long long capacity = capacityOf(p);
+      if (!large(p)) continue;
       TableExchange& x = exchange_[t];
+      if (peer) {
+        x.peer = true;
+        continue;
+      }
       x.rows = true;
       x.bf16 = bf16Records && recordVectorised(keyGrad_ + buffers_[p].gradBase, spec.dim);
       const long long words = recordWords(capacity, spec.dim, x.bf16);
@@ -1115,6 +1161,86 @@ class ModelImpl final : public Model {
           "allocate pinned host memory");
   }
 
+  /**
+   * Whether every rank says `mine` (a one-word all-reduce, waited for by the host): a choice that
+   * changes which collective calls a rank makes must be the same on every rank.
+   */
+  bool everyRank(bool mine, const char* what) {
+    if (!agreement_) agreement_ = memory_.make<int>("data parallelism:agreement", 1);
+    const int refusal = mine ? 0 : 1;
+    check(cudaMemcpy(agreement_, &refusal, sizeof(int), cudaMemcpyHostToDevice), "copy to the GPU");
+    world_->allReduceMax(agreement_, 1, nccl::ncclInt32, commStream_, what);
+    awaitRanks(commStream_, what);
+    int refusals = 0;
+    check(cudaMemcpy(&refusals, agreement_, sizeof(int), cudaMemcpyDeviceToHost), "copy from the GPU");
+    return refusals == 0;
+  }
+
+  /**
+   * The peers' rows: every rank's tables' optimizer reads the large tables' (`tablePeer`) rows
+   * straight from the other ranks' accumulators (NCCL symmetric memory over NVLink) and sums them
+   * in rank order, where the records' way packs, all-gathers and adds them. Moves keyGrad_ and
+   * touched_ into one PeerBuffer; false (with peerRowsUnavailable_ saying why) when some rank cannot,
+   * an Error when `required` (WNDC_CUDA_EXCHANGE=peer). Collective: every rank calls it.
+   */
+  bool planPeerRows(int size, const std::vector<int>& tablePeer, bool required) {
+    std::string why;
+    if (plan_.precision == Precision::Fp16)
+      why = "--amp fp16 checks every summed gradient for overflow before any update, and the peers' rows are summed in the update";
+    else if (size > 32)
+      why = "more than 32 ranks";
+    else
+      why = World::peerMemoryUnsupported();
+    auto refuse = [&](const std::string& reason) {
+      if (required) throw Error("WNDC_CUDA_EXCHANGE=peer, but " + reason + ". Unset WNDC_CUDA_EXCHANGE to all-gather the rows instead");
+      peerRowsUnavailable_ = reason;
+      return false;
+    };
+    if (!everyRank(why.empty(), "whether every rank can read the others' rows")) return refuse(why.empty() ? "another rank cannot read the others' rows" : why);
+    const size_t gradBytes = ((size_t)keyGradFloats_ * sizeof(float) + 255) / 256 * 256;
+    auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + (size_t)totalRows_, "the table gradient accumulators");
+    if (!everyRank(buffer->problem().empty(), "whether every rank reaches the others' rows")) {
+      const std::string problem = buffer->problem();
+      buffer.reset();  // every rank deregisters together
+      return refuse(problem.empty() ? "another rank cannot reach every rank's memory" : problem);
+    }
+    check(cudaMemset(buffer->local(), 0, buffer->bytes()), "clear the table gradient accumulators");
+    std::vector<const float*> grads;
+    std::vector<const unsigned char*> flags;
+    for (void* base : buffer->ranks()) {
+      grads.push_back(static_cast<const float*>(base));
+      flags.push_back(static_cast<const unsigned char*>(base) + gradBytes);
+    }
+    memory_.release(keyGrad_);
+    memory_.release(touched_);
+    keyGrad_ = static_cast<float*>(buffer->local());
+    touched_ = static_cast<unsigned char*>(buffer->local()) + gradBytes;
+    memory_.adopt("gradients:table accumulators (NCCL symmetric memory)", keyGrad_, gradBytes);
+    memory_.adopt("gradients:touched rows (NCCL symmetric memory)", touched_, (size_t)totalRows_);
+    peerMemory_ = std::move(buffer);
+    peers_.grads = upload("data parallelism:peers' rows", grads);
+    peers_.touched = upload("data parallelism:peers' rows", flags);
+    peers_.tablePeer = upload("data parallelism:peers' rows", tablePeer);
+    peers_.size = size;
+    peerBarrier_ = memory_.make<int>("data parallelism:peers' rows", 1);
+    check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
+    check(cudaEventCreateWithFlags(&peerRowsCleared_, cudaEventDisableTiming), "cudaEventCreate");
+    return true;
+  }
+
+  /** Back to plain accumulators (a failed joinWorld: later steps train alone). */
+  void dropPeerRows() {
+    if (!peerMemory_) return;
+    memory_.release(keyGrad_);
+    memory_.release(touched_);
+    peerMemory_.reset();
+    peers_ = PeerRows{};
+    keyGrad_ = memory_.make<float>("gradients:table accumulators", keyGradFloats_);
+    check(cudaMemset(keyGrad_, 0, keyGradFloats_ * sizeof(float)), "clear the table gradient accumulators");
+    touched_ = memory_.make<unsigned char>("gradients:touched rows", totalRows_);
+    check(cudaMemset(touched_, 0, totalRows_), "clear the touched-row flags");
+  }
+
   void broadcastState(int root) override {
     if (!world_) throw Error("broadcastState outside a data-parallel job");
     for (size_t p = 0; p < plan_.parameters.size(); p++) {
@@ -1125,16 +1251,20 @@ class ModelImpl final : public Model {
     awaitRanks(commStream_, "broadcast the model");
   }
 
-  std::vector<std::pair<std::string, std::string>> exchangePlan() override {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) out.emplace_back(plan_.parameters[tables_[t]].name, exchange_[t].rows ? "rows" : "dense");
+  std::vector<TableExchangeOut> exchangePlan() override {
+    std::vector<TableExchangeOut> out;
+    for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) {
+      const TableExchange& x = exchange_[t];
+      out.push_back({plan_.parameters[tables_[t]].name, x.peer ? "peer" : x.rows ? "rows" : "dense", x.rows ? peerRowsUnavailable_ : ""});
+    }
     return out;
   }
 
-  /** compactTouched in no set order, in one pass (the data-parallel step's side stream). */
+  /** compactTouched in no set order, in one pass (the data-parallel step's side stream); with peers_, the rows any rank flagged. */
   void listTouched(cudaStream_t s) {
     check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), s), "reset the touched-row count");
-    launchListFlagged(s, allTouchedRange_, 1, totalRows_);
+    if (peers_.size > 0) launchListAnyRank(s, peers_, totalRows_, touchedList_, touchedCount_);
+    else launchListFlagged(s, allTouchedRange_, 1, totalRows_);
   }
 
   void compactTouched(cudaStream_t s) {
@@ -1149,12 +1279,31 @@ class ModelImpl final : public Model {
                      fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr);
   }
 
-  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply) {
+  /** The tables' optimizers over the listed rows; `fromRanks`: a data-parallel step's, reading the peers' rows (peers_). */
+  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply, bool fromRanks = false) {
     if (tables_.empty()) return;
     const bool fp16 = plan_.precision == Precision::Fp16;
     OptimizerPair pair{{optimizerArgs(0, scalars), optimizerArgs(1, scalars)}};
     launchSparseApply(s, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
-                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply);
+                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply,
+                      fromRanks ? peers_ : PeerRows{});
+  }
+
+  /**
+   * After the tables' optimizers of a step with peers_ (on the communication stream, so that the
+   * next step's backward pass waits for it only where it adds into the accumulators): a barrier
+   * (a one-word all-reduce: every rank's optimizers are done reading this rank's rows), then this
+   * rank clears its rows and flags of the tables read from every rank.
+   */
+  void clearPeerRows() {
+    if (peers_.size == 0 || tables_.empty()) return;
+    check(cudaStreamWaitEvent(commStream_, sideDone_, 0), "order the communication stream");
+    world_->allReduceMax(peerBarrier_, 1, nccl::ncclInt32, commStream_, "the end of the tables' reads (a barrier)");
+    launchClearPeerRows(commStream_, peers_, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, (int)tables_.size(),
+                        keyGrad_, touched_);
+    check(cudaEventRecord(peerRowsCleared_, commStream_), "record the cleared rows");
+    stamp(commStream_, "comm: rows read by every rank cleared");
+    peerRowsPending_ = true;
   }
 
   template <typename V>
@@ -1208,6 +1357,7 @@ class ModelImpl final : public Model {
     if (rows >= (1ll << 31)) throw Error("the tables hold " + std::to_string(rows) + " rows in all; the CUDA engine supports fewer than 2^31");
     totalRows_ = rows;
     if (!tables_.empty()) {
+      keyGradFloats_ = gradFloats;
       keyGrad_ = memory_.make<float>("gradients:table accumulators", gradFloats);
       check(cudaMemset(keyGrad_, 0, gradFloats * sizeof(float)), "clear the table gradient accumulators");
       touched_ = memory_.make<unsigned char>("gradients:touched rows", rows);
@@ -1486,6 +1636,14 @@ class ModelImpl final : public Model {
     if (copyStream_) cudaStreamSynchronize(copyStream_);
     if (commStream_) cudaStreamSynchronize(commStream_);
     if (sideStream_) cudaStreamSynchronize(sideStream_);
+    // The symmetric memory goes before the communicator it is registered with.
+    if (peerMemory_) {
+      memory_.release(keyGrad_);
+      memory_.release(touched_);
+      peerMemory_.reset();
+    }
+    if (peerRowsCleared_) cudaEventDestroy(peerRowsCleared_);
+    peerRowsCleared_ = nullptr;
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
@@ -1637,6 +1795,8 @@ class ModelImpl final : public Model {
    */
   struct TableExchange {
     bool rows = false;
+    /** Read from every rank's accumulator (symmetric memory) by the tables' optimizer: no collective. */
+    bool peer = false;
     /** Row records carry bfloat16 values (--amp), else float32. */
     bool bf16 = false;
     /** The most rows any rank touched this step: every rank's record holds that many (its own count first). */
@@ -1656,6 +1816,20 @@ class ModelImpl final : public Model {
   int* allCounts_ = nullptr;
   int* hostCounts_ = nullptr;
   std::unique_ptr<World> world_;
+  /**
+   * With the peers' rows (planPeerRows): the symmetric memory holding keyGrad_ and touched_ (after
+   * world_, so destroyed first), every rank's as this GPU sees them, the barrier's word, and the
+   * clearing of the last step's rows (the next backward pass waits for it).
+   */
+  std::unique_ptr<PeerBuffer> peerMemory_;
+  PeerRows peers_{};
+  int* peerBarrier_ = nullptr;
+  int* agreement_ = nullptr;
+  cudaEvent_t peerRowsCleared_ = nullptr;
+  bool peerRowsPending_ = false;
+  /** Why the tables' rows are not read from the peers (exchangePlan's rows and dense instead), "" when they are or no table is large. */
+  std::string peerRowsUnavailable_;
+  long long keyGradFloats_ = 0;
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
   /** Side stream: the tables' optimizers, after tablesDone_, beside the kernel-gradient products. */

@@ -1,5 +1,7 @@
 #include "world.h"
 
+#include "nccl_peer.h"
+
 namespace wndc {
 
 std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm) {
@@ -77,6 +79,77 @@ std::string World::asyncError() const {
 void World::abort() {
   if (comm_) nccl::nccl().ncclCommAbort(comm_);
   comm_ = nullptr;
+}
+
+std::string World::peerMemoryUnsupported() {
+  const auto& api = nccl::nccl();
+  if (!api.ncclMemAlloc || !api.ncclMemFree || !api.ncclCommWindowRegister || !api.ncclCommWindowDeregister)
+    return "the loaded NCCL has no symmetric memory (ncclCommWindowRegister: NCCL 2.27 or newer)";
+  if (api.ncclGetPeerDevicePointer) return "";
+  int version = 0;
+  api.ncclGetVersion(&version);
+  const int built = ncclDeviceApiVersion();
+  const auto text = [](int v) { return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100); };
+  if (built == 0) {
+    std::vector<void*> unused;
+    return peerPointersOnDevice(nullptr, 0, unused);
+  }
+  // The device API reads NCCL's window structure inline: headers and library must be one release.
+  if (built / 100 != version / 100)
+    return "the addon was built with NCCL " + text(built) + "'s device headers, but NCCL " + text(version) + " is loaded (rebuild the addon with this NCCL's headers)";
+  return "";
+}
+
+nccl::ncclWindow_t World::registerWindow(void* buffer, size_t bytes, const char* what) {
+  nccl::ncclWindow_t window = nullptr;
+  check(nccl::nccl().ncclCommWindowRegister(live("ncclCommWindowRegister", what), buffer, bytes, &window, nccl::kWinCollSymmetric), "ncclCommWindowRegister",
+        what);
+  return window;
+}
+
+void World::deregisterWindow(nccl::ncclWindow_t window) {
+  if (comm_ && window) nccl::nccl().ncclCommWindowDeregister(comm_, window);
+}
+
+PeerBuffer::PeerBuffer(World& world, size_t bytes, const char* what) : world_(world), bytes_(bytes) {
+  const auto& api = nccl::nccl();
+  const nccl::ncclResult_t allocated = api.ncclMemAlloc(&local_, bytes);
+  if (allocated != nccl::ncclSuccess) {
+    local_ = nullptr;
+    // Every rank allocates the same, so every rank fails alike; no collective call has begun.
+    throw Error(std::string("ncclMemAlloc of ") + what + " (" + std::to_string(bytes >> 20) + " MiB, rank " + std::to_string(world.rank()) + "): " +
+                ncclText(allocated, nullptr));
+  }
+  try {
+    window_ = world.registerWindow(local_, bytes, what);
+  } catch (...) {
+    api.ncclMemFree(local_);
+    local_ = nullptr;
+    throw;
+  }
+  if (api.ncclGetPeerDevicePointer) {
+    ranks_.assign(world.size(), nullptr);
+    for (int r = 0; r < world.size(); r++) {
+      const nccl::ncclResult_t result = api.ncclGetPeerDevicePointer(window_, 0, r, &ranks_[r]);
+      if (result != nccl::ncclSuccess) {
+        problem_ = "ncclGetPeerDevicePointer (rank " + std::to_string(r) + "): " + ncclText(result, nullptr);
+        ranks_[r] = nullptr;
+      }
+    }
+  } else {
+    problem_ = peerPointersOnDevice(window_, world.size(), ranks_);
+  }
+  for (int r = 0; r < world.size() && problem_.empty(); r++)
+    if (r != world.rank() && ranks_[r] == nullptr)
+      problem_ = "rank " + std::to_string(r) + "'s memory is not load/store accessible from rank " + std::to_string(world.rank()) +
+                 "'s GPU (another host, or no NVLink or peer access between the GPUs)";
+  ranks_[world.rank()] = local_;
+}
+
+PeerBuffer::~PeerBuffer() {
+  if (world_.aborted()) return;  // its kernels may never end: leave the memory to the driver
+  world_.deregisterWindow(window_);
+  if (local_) nccl::nccl().ncclMemFree(local_);
 }
 
 void World::groupStart() { check(nccl::nccl().ncclGroupStart(), "ncclGroupStart", "a group of operations"); }
