@@ -701,7 +701,9 @@ class ModelImpl final : public Model {
     // One GPU: each kernel-gradient product on its own stream as soon as its dPre is made, beside
     // the rest of the chain. Data-parallel steps keep them for after the chain instead, beside the
     // tables' exchange, which otherwise has nothing to overlap (measured: docs/distributed.md).
-    const bool beside = productStream_ != nullptr && !exchanging && !layerDPre_.empty();
+    // With the peers' rows (little to overlap after the chain), WNDC_CUDA_DP_BESIDE=1 puts them
+    // beside the chain in data-parallel steps too.
+    const bool beside = productStream_ != nullptr && (!exchanging || dpBeside_) && !layerDPre_.empty();
     // Each layer keeps its own dPre (the products run after the chain, or beside it).
     const bool perLayer = (exchanging || beside) && !layerDPre_.empty();
     // Data parallelism without the products beside: they run after the chain, beside the tables' exchange.
@@ -802,7 +804,7 @@ class ModelImpl final : public Model {
       launchEmbeddingBackward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, dOut_[flip], plan_.deepInputWidth, keyGrad_, touched_);
       mark("embedding gradients");
     }
-    if (beside) {
+    if (beside && !exchanging) {
       // productsDone_ follows the last product (productBeside); the dense optimizers read them all.
       check(cudaStreamWaitEvent(stream_, productsDone_, 0), "wait for the kernel gradients");
       productsPending_ = false;
@@ -822,7 +824,9 @@ class ModelImpl final : public Model {
       mark("layer ", i, " kernel gradient (tables crossing the ranks meanwhile)");
     }
     exchangeTables(sideScalars);
-    for (size_t i = 0; perLayer && i < last; i++) {
+    for (size_t k = 0; perLayer && k < last; k++) {
+      // In the order they are made: after the chain layer 0 first; beside it, the top layer first.
+      const size_t i = beside ? last - 1 - k : k;
       const int p = plan_.layers[i].kernel;
       check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
       world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
@@ -1095,6 +1099,12 @@ class ModelImpl final : public Model {
     commGemmSms_ = reserve > 0 && reserve < sms ? sms - reserve : 0;
     allocateLayerGradients("data parallelism:layer gradients");
     planExchange(size);
+    const char* besideText = std::getenv("WNDC_CUDA_DP_BESIDE");
+    if (besideText && std::string(besideText) == "1" && peers_.size > 0 && !besidePlanned_) {
+      besidePlanned_ = true;
+      planProductsBeside();
+      dpBeside_ = productStream_ != nullptr;
+    }
   }
 
   /**
@@ -1562,6 +1572,8 @@ class ModelImpl final : public Model {
     kernelGradient(i, layerDPre_[i], besideSms_, productStream_);
     // The stamp first: the compute stream's wait for productsDone_ then covers it too.
     stamp(productStream_, "products: kernel gradient ", i, " made");
+    // Data parallelism: the communication stream sums it from here.
+    if (world_) check(cudaEventRecord(kernelDone_[i], productStream_), "record a kernel gradient");
     check(cudaEventRecord(productsDone_, productStream_), "record the kernel gradients");
   }
 
@@ -1847,6 +1859,8 @@ class ModelImpl final : public Model {
   /** The products' own cuBLASLt (and workspace): they run beside the chain's input-gradient products. */
   std::unique_ptr<Gemm> productGemm_;
   bool productsPending_ = false;
+  /** Data-parallel steps run the products beside the chain too (WNDC_CUDA_DP_BESIDE=1, with the peers' rows). */
+  bool dpBeside_ = false;
   bool besidePlanned_ = false;
   int besideSms_ = 0;
   /** Per hidden layer: its kernel gradient is made (the communication stream then sums it). */
