@@ -153,8 +153,9 @@ struct PeerRows {
 };
 /**
  * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
- * Rows of `peers`' tables take the sum of every rank's row that is flagged, in rank order (the same
- * bits on every rank), and are left for launchClearPeerRows: the other ranks may still read them.
+ * Rows of `peers`' tables take the sum of every rank's row (zeros where a rank did not touch it), in
+ * rank order (the same bits on every rank), and are left for launchClearPeerRows: the other ranks
+ * may still read them.
  */
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
@@ -205,8 +206,15 @@ struct FlagRange {
  * zero); `mostRows` is the longest range. Cheaper than launchSelectFlagged per range where order does not matter.
  */
 void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows);
-/** Lists (in no set order) the rows i < rows flagged on any rank of `peers`; *count must start at zero. */
-void launchListAnyRank(cudaStream_t s, const PeerRows& peers, long long rows, int* list, int* count);
+/** Rows begin .. begin + rows - 1 of the accumulator (one table's). */
+struct RowRange {
+  long long begin, rows;
+};
+/**
+ * Lists (in no set order) the rows of each range flagged on any rank of `peers`, into one list;
+ * *count must start at zero; `mostRows` is the longest range.
+ */
+void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ranges, int rangeCount, long long mostRows, int* list, int* count);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
 enum class PackMode { Clear, Keep };
 /** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */

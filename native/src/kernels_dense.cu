@@ -366,24 +366,26 @@ __device__ __forceinline__ int tableOf(long long row, const long long* base, int
 }
 
 /**
- * The ranks (bit r) whose flag of `row` is set, when the row's table takes its gradient from every
- * rank (0 otherwise). Warp-uniform: every lane of the warp calls it for the same row.
+ * Every rank's gradient at `offset`, summed in rank order: the same bits on every rank. A rank that
+ * did not touch the row holds zeros there, so its flag need not be read first (a dependent read
+ * over NVLink less); the loads are issued together.
  */
-__device__ __forceinline__ unsigned ranksFlagging(const PeerRows& peers, int table, long long row, int lane) {
-  if (peers.size == 0 || !peers.tablePeer[table]) return 0u;
-  return __ballot_sync(0xffffffffu, lane < peers.size && peers.touched[lane][row] != 0);
-}
-
-/** The sum of the flagged ranks' gradients at `offset`, in rank order (the same bits on every rank). */
 template <typename V>
-__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks, long long offset) {
-  V sum{};
-  bool any = false;
-  for (unsigned m = ranks; m != 0u; m &= m - 1u) {
-    const V v = *reinterpret_cast<const V*>(peers.grads[__ffs(m) - 1] + offset);
-    if constexpr (std::is_same<V, float4>::value) sum = any ? make_float4(sum.x + v.x, sum.y + v.y, sum.z + v.z, sum.w + v.w) : v;
-    else sum = any ? sum + v : v;
-    any = true;
+__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, long long offset) {
+  constexpr int kMostRanks = 8;
+  V v[kMostRanks];
+  V sum = *reinterpret_cast<const V*>(peers.grads[0] + offset);
+  for (int first = 1; first < peers.size; first += kMostRanks) {
+    const int n = min(kMostRanks, peers.size - first);
+#pragma unroll
+    for (int k = 0; k < kMostRanks; k++)
+      if (k < n) v[k] = *reinterpret_cast<const V*>(peers.grads[first + k] + offset);
+#pragma unroll
+    for (int k = 0; k < kMostRanks; k++) {
+      if (k >= n) break;
+      if constexpr (std::is_same<V, float4>::value) sum = make_float4(sum.x + v[k].x, sum.y + v[k].y, sum.z + v[k].z, sum.w + v[k].w);
+      else sum = sum + v[k];
+    }
   }
   return sum;
 }
@@ -409,7 +411,6 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
     // A table read from every rank: the gradient is the flagged ranks' sum, and this rank's row and
     // flag stay until no rank reads them (launchClearPeerRows).
     const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
-    const unsigned ranks = ranksFlagging(peers, t, row, lane);
     // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
     // (more bytes in flight per SM than four dependent rounds of scalar loads).
     const uintptr_t addresses = reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(s0) | reinterpret_cast<uintptr_t>(s1);
@@ -419,7 +420,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
         float4* gv = reinterpret_cast<float4*>(g + d);
         if (update) {
           float4* wv = reinterpret_cast<float4*>(w + d);
-          const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d) : *gv;
+          const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, offset + d) : *gv;
           float4 weight = *wv;
           float4 a = s0 ? *reinterpret_cast<const float4*>(s0 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
           float4 b = s1 ? *reinterpret_cast<const float4*>(s1 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -440,7 +441,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
       const OptimizerArgs& o = opt.part[tablePart[t]];
       for (int d = lane; d < dim; d += 32) {
         float v = w[d];
-        const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d) : g[d];
+        const float gradient = fromRanks ? sumOverRanks<float>(peers, offset + d) : g[d];
         optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, gradient * unscale);
         w[d] = v;
       }

@@ -119,24 +119,25 @@ struct OwnFlag {
   __device__ bool operator()(long long i) const { return flags[i] != 0; }
 };
 
-/** Flagged on any rank (their flags read directly: symmetric memory). */
+/** Row begin + i flagged on any rank (their flags read directly: symmetric memory). */
 struct AnyRankFlag {
   PeerRows peers;
+  long long begin;
   __device__ bool operator()(long long i) const {
     for (int r = 0; r < peers.size; r++)
-      if (peers.touched[r][i] != 0) return true;
+      if (peers.touched[r][begin + i] != 0) return true;
     return false;
   }
 };
 
 /**
- * Appends the indices i < rows where `flagged(i)` to `list`: one pass, one atomic per block and
+ * Appends base + i for the indices i < rows where `flagged(i)` to `list`: one pass, one atomic per block and
  * step (the block's warps take consecutive places). The order is the blocks' arrival order: every
  * use of these lists treats each row on its own (a record's rows are distinct; the optimizers
  * update each row alone), so the sums and updates do not depend on it.
  */
 template <typename Flagged>
-__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count) {
+__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long base = 0) {
   __shared__ int warpCounts[32];
   __shared__ int blockBase;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
@@ -156,7 +157,7 @@ __device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* 
       blockBase = total > 0 ? atomicAdd(count, total) : 0;
     }
     __syncthreads();
-    if (on) list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(i);
+    if (on) list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(base + i);
     __syncthreads();
   }
 }
@@ -167,7 +168,11 @@ __global__ void listFlagged(const FlagRange* ranges) {
   compactFlagged(r.rows, OwnFlag{r.flags}, r.list, r.count);
 }
 
-__global__ void listAnyRank(PeerRows peers, long long rows, int* list, int* count) { compactFlagged(rows, AnyRankFlag{peers}, list, count); }
+/** Range blockIdx.y's rows flagged on any rank, as rows of the whole accumulator. */
+__global__ void listAnyRank(PeerRows peers, const RowRange* ranges, int* list, int* count) {
+  const RowRange r = ranges[blockIdx.y];
+  compactFlagged(r.rows, AnyRankFlag{peers, r.begin}, list, count, r.begin);
+}
 
 }  // namespace
 
@@ -178,9 +183,9 @@ void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, 
   checkLaunch("list flagged rows kernel");
 }
 
-void launchListAnyRank(cudaStream_t s, const PeerRows& peers, long long rows, int* list, int* count) {
-  if (rows == 0) return;
-  listAnyRank<<<blocksFor(rows, 256, 1024), 256, 0, s>>>(peers, rows, list, count);
+void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ranges, int rangeCount, long long mostRows, int* list, int* count) {
+  if (rangeCount == 0) return;
+  listAnyRank<<<dim3(blocksFor(std::max<long long>(mostRows, 1), 256, 1024), rangeCount), 256, 0, s>>>(peers, ranges, list, count);
   checkLaunch("list every rank's flagged rows kernel");
 }
 

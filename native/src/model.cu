@@ -707,7 +707,9 @@ class ModelImpl final : public Model {
     // Each layer keeps its own dPre (the products run after the chain, or beside it).
     const bool perLayer = (exchanging || beside) && !layerDPre_.empty();
     // Data parallelism without the products beside: they run after the chain, beside the tables' exchange.
-    const bool deferKernels = exchanging && perLayer && !beside;
+    // Beside the chain, the bottom dpDeferred_ layers' still run after it (beside the tables' optimizer).
+    const size_t deferredBelow = !exchanging || !perLayer ? 0 : !beside ? plan_.layers.size() : dpDeferred_;
+    const bool deferKernels = deferredBelow > 0;
     // The last data-parallel step's rows read from every rank are cleared (clearPeerRows) before
     // this pass adds into the accumulators.
     if (peerRowsPending_) {
@@ -771,9 +773,9 @@ class ModelImpl final : public Model {
       } else if (biasGradScratch_) {
         launchCastToFloat<T>(stream_, static_cast<const T*>(biasGradScratch_), buffers_[l.bias].grad, l.units);
       }
-      if (beside) {
+      if (beside && i >= deferredBelow) {
         productBeside(i);
-      } else if (!deferKernels) {
+      } else if (i >= deferredBelow) {
         kernelGradient(i, dPre(i, cur), 0, stream_);
         mark("layer ", i, " kernel gradient");
       }
@@ -816,7 +818,7 @@ class ModelImpl final : public Model {
     // compute stream goes on with the kernel gradients, queued before the host waits for the counts.
     stamp(stream_, "compute: backward chain done");
     onComm([&] { countTouchedRows(); }, false);
-    for (size_t i = 0; deferKernels && i < last; i++) {
+    for (size_t i = 0; deferKernels && i < last && i < deferredBelow; i++) {
       // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
       kernelGradient(i, layerDPre_[i], commGemmSms_, stream_);
       check(cudaEventRecord(kernelDone_[i], stream_), "record a kernel gradient");
@@ -825,8 +827,9 @@ class ModelImpl final : public Model {
     }
     exchangeTables(sideScalars);
     for (size_t k = 0; perLayer && k < last; k++) {
-      // In the order they are made: after the chain layer 0 first; beside it, the top layer first.
-      const size_t i = beside ? last - 1 - k : k;
+      // In the order they are made: beside the chain the top layer first, then those after it from layer 0 up.
+      const size_t besideCount = last > deferredBelow ? last - deferredBelow : 0;
+      const size_t i = k < besideCount ? last - 1 - k : k - besideCount;
       const int p = plan_.layers[i].kernel;
       check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
       world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
@@ -988,6 +991,17 @@ class ModelImpl final : public Model {
     commMark(0);
     stamp(commStream_, "comm: exchange queued (the host had the counts)");
     world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
+    if (peers_.size > 0 && sideScalars) {
+      // Past the loss's all-reduce every rank's backward chain is done, so every accumulator is
+      // final: the tables read from every rank are updated now, beside the other sums.
+      check(cudaEventRecord(peersReady_, commStream_), "record the ranks' gradients");
+      check(cudaStreamWaitEvent(sideStream_, peersReady_, 0), "order the side stream");
+      check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
+      launchListAnyRank(sideStream_, peers_, peerRanges_, peerRangeCount_, mostPeerRows_, touchedList_, touchedCount_);
+      stamp(sideStream_, "side: rows read from every rank listed");
+      sparseApplyRows(sideStream_, *sideScalars, true, touchedList_, touchedCount_, peers_);
+      stamp(sideStream_, "side: tables read from every rank updated");
+    }
     if (restFloats_ > 0) world_->allReduceSum(denseArena_, restFloats_, commStream_, "the dense gradients");
     for (size_t c = 0; c < candidates_.size(); c++) {
       const int p = tables_[candidates_[c]];
@@ -1036,9 +1050,18 @@ class ModelImpl final : public Model {
     stamp(commStream_, "comm: dense optimizers");
     if (!sideScalars || tables_.empty()) return;
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
-    listTouched(sideStream_);
-    stamp(sideStream_, "side: touched rows listed");
-    sparseApply(sideStream_, *sideScalars, true, true);
+    if (peers_.size > 0) {
+      // The small tables, summed whole: their own flags are every rank's now.
+      if (smallRangeCount_ > 0) {
+        check(cudaMemsetAsync(smallCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
+        launchListFlagged(sideStream_, smallRanges_, smallRangeCount_, mostSmallRows_);
+        sparseApplyRows(sideStream_, *sideScalars, true, smallList_, smallCount_, PeerRows{});
+      }
+    } else {
+      listTouched(sideStream_);
+      stamp(sideStream_, "side: touched rows listed");
+      sparseApply(sideStream_, *sideScalars, true);
+    }
     stamp(sideStream_, "side: tables updated");
     check(cudaEventRecord(sideDone_, sideStream_), "record the tables' optimizers");
   }
@@ -1104,6 +1127,8 @@ class ModelImpl final : public Model {
       besidePlanned_ = true;
       planProductsBeside();
       dpBeside_ = productStream_ != nullptr;
+      const char* deferText = std::getenv("WNDC_CUDA_DP_DEFER");
+      dpDeferred_ = deferText ? static_cast<size_t>(std::max(0, std::atoi(deferText))) : 0;
     }
   }
 
@@ -1232,6 +1257,28 @@ class ModelImpl final : public Model {
     peers_.touched = upload("data parallelism:peers' rows", flags);
     peers_.tablePeer = upload("data parallelism:peers' rows", tablePeer);
     peers_.size = size;
+    // The rows to list: the large tables' on every rank (RowRange), the small ones' in this rank's
+    // flags once all-reduced (FlagRange, into their own list).
+    std::vector<RowRange> peerRanges;
+    std::vector<FlagRange> smallRanges;
+    smallList_ = memory_.make<int>("data parallelism:peers' rows", std::max<long long>(1, totalRows_));
+    smallCount_ = memory_.make<int>("data parallelism:peers' rows", 1);
+    for (size_t t = 0; t < tables_.size(); t++) {
+      const ParameterBuffers& b = buffers_[tables_[t]];
+      const long long rows = plan_.parameters[tables_[t]].rows;
+      if (tablePeer[t]) {
+        peerRanges.push_back({b.rowBase, rows});
+        mostPeerRows_ = std::max(mostPeerRows_, rows);
+      } else {
+        smallRanges.push_back({touched_ + b.rowBase, rows, smallList_, smallCount_});
+        mostSmallRows_ = std::max(mostSmallRows_, rows);
+      }
+    }
+    peerRanges_ = upload("data parallelism:peers' rows", peerRanges);
+    peerRangeCount_ = static_cast<int>(peerRanges.size());
+    smallRanges_ = upload("data parallelism:peers' rows", smallRanges);
+    smallRangeCount_ = static_cast<int>(smallRanges.size());
+    check(cudaEventCreateWithFlags(&peersReady_, cudaEventDisableTiming), "cudaEventCreate");
     peerBarrier_ = memory_.make<int>("data parallelism:peers' rows", 1);
     check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
     check(cudaEventCreateWithFlags(&peerRowsCleared_, cudaEventDisableTiming), "cudaEventCreate");
@@ -1270,11 +1317,10 @@ class ModelImpl final : public Model {
     return out;
   }
 
-  /** compactTouched in no set order, in one pass (the data-parallel step's side stream); with peers_, the rows any rank flagged. */
+  /** compactTouched in no set order, in one pass (the data-parallel step's side stream). */
   void listTouched(cudaStream_t s) {
     check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), s), "reset the touched-row count");
-    if (peers_.size > 0) launchListAnyRank(s, peers_, totalRows_, touchedList_, touchedCount_);
-    else launchListFlagged(s, allTouchedRange_, 1, totalRows_);
+    launchListFlagged(s, allTouchedRange_, 1, totalRows_);
   }
 
   void compactTouched(cudaStream_t s) {
@@ -1289,14 +1335,16 @@ class ModelImpl final : public Model {
                      fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr);
   }
 
-  /** The tables' optimizers over the listed rows; `fromRanks`: a data-parallel step's, reading the peers' rows (peers_). */
-  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply, bool fromRanks = false) {
+  /** The tables' optimizers over the touched rows (touchedList_). */
+  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply) { sparseApplyRows(s, scalars, apply, touchedList_, touchedCount_, PeerRows{}); }
+
+  /** The tables' optimizers over `list`'s *count rows; those of `peers`' tables summed over the ranks (planPeerRows). */
+  void sparseApplyRows(cudaStream_t s, const StepScalars& scalars, bool apply, const int* list, const int* count, const PeerRows& peers) {
     if (tables_.empty()) return;
     const bool fp16 = plan_.precision == Precision::Fp16;
     OptimizerPair pair{{optimizerArgs(0, scalars), optimizerArgs(1, scalars)}};
-    launchSparseApply(s, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
-                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply,
-                      fromRanks ? peers_ : PeerRows{});
+    launchSparseApply(s, pair, list, count, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_, tableSlot0Dev_,
+                      tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply, peers);
   }
 
   /**
@@ -1656,6 +1704,8 @@ class ModelImpl final : public Model {
     }
     if (peerRowsCleared_) cudaEventDestroy(peerRowsCleared_);
     peerRowsCleared_ = nullptr;
+    if (peersReady_) cudaEventDestroy(peersReady_);
+    peersReady_ = nullptr;
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
@@ -1836,6 +1886,17 @@ class ModelImpl final : public Model {
   std::unique_ptr<PeerBuffer> peerMemory_;
   PeerRows peers_{};
   int* peerBarrier_ = nullptr;
+  /** The large tables' row ranges (listed over every rank), the small ones' (listed in this rank's flags, into smallList_). */
+  RowRange* peerRanges_ = nullptr;
+  int peerRangeCount_ = 0;
+  long long mostPeerRows_ = 0;
+  FlagRange* smallRanges_ = nullptr;
+  int smallRangeCount_ = 0;
+  long long mostSmallRows_ = 0;
+  int* smallList_ = nullptr;
+  int* smallCount_ = nullptr;
+  /** Recorded after the loss's all-reduce: every rank's accumulators are final. */
+  cudaEvent_t peersReady_ = nullptr;
   int* agreement_ = nullptr;
   cudaEvent_t peerRowsCleared_ = nullptr;
   bool peerRowsPending_ = false;
@@ -1861,6 +1922,8 @@ class ModelImpl final : public Model {
   bool productsPending_ = false;
   /** Data-parallel steps run the products beside the chain too (WNDC_CUDA_DP_BESIDE=1, with the peers' rows). */
   bool dpBeside_ = false;
+  /** With dpBeside_, the bottom layers whose products still run after the chain (WNDC_CUDA_DP_DEFER). */
+  size_t dpDeferred_ = 0;
   bool besidePlanned_ = false;
   int besideSms_ = 0;
   /** Per hidden layer: its kernel gradient is made (the communication stream then sums it). */
