@@ -194,12 +194,13 @@ inline __host__ __device__ long long recordWords(long long capacity, int dim, bo
 }
 /** Whether a table's records use whole float4s (dim % 4 == 0 and aligned rows): bfloat16 records need it. */
 bool recordVectorised(const float* grad, int dim);
-/** A range of flags to list: indices i < rows with flags[i] != 0 are appended to `list`, their number added to *count. */
+/** A range of flags to list: offset + i for the indices i < rows with flags[i] != 0 are appended to `list`, their number added to *count. */
 struct FlagRange {
   const unsigned char* flags;
   long long rows;
   int* list;
   int* count;
+  long long offset = 0;
 };
 /**
  * Lists the flagged indices of each range in one launch, in no set order (the counts must start at

@@ -408,7 +408,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
     float* w = tables[t] + local * dim;
     float* s0 = slot0[t] ? slot0[t] + local * dim : nullptr;
     float* s1 = slot1[t] ? slot1[t] + local * dim : nullptr;
-    // A table read from every rank: the gradient is the flagged ranks' sum, and this rank's row and
+    // A table read from every rank: the gradient is the ranks' sum, and this rank's row and
     // flag stay until no rank reads them (launchClearPeerRows).
     const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
     // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once

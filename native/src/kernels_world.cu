@@ -131,18 +131,18 @@ struct AnyRankFlag {
 };
 
 /**
- * Appends base + i for the indices i < rows where `flagged(i)` to `list`: one pass, one atomic per block and
- * step (the block's warps take consecutive places). The order is the blocks' arrival order: every
+ * Appends offset + i for the indices i < rows where `flagged(i)` to `list`: one pass, one atomic
+ * per block and step (the block's warps take consecutive places). The order is the blocks' arrival order: every
  * use of these lists treats each row on its own (a record's rows are distinct; the optimizers
  * update each row alone), so the sums and updates do not depend on it.
  */
 template <typename Flagged>
-__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long base = 0) {
+__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long offset = 0) {
   __shared__ int warpCounts[32];
   __shared__ int blockBase;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  for (long long base = (long long)blockIdx.x * blockDim.x; base < rows; base += (long long)gridDim.x * blockDim.x) {
-    const long long i = base + threadIdx.x;
+  for (long long start = (long long)blockIdx.x * blockDim.x; start < rows; start += (long long)gridDim.x * blockDim.x) {
+    const long long i = start + threadIdx.x;
     const bool on = i < rows && flagged(i);
     const unsigned mask = __ballot_sync(0xffffffffu, on);
     if (lane == 0) warpCounts[warp] = __popc(mask);
@@ -157,7 +157,7 @@ __device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* 
       blockBase = total > 0 ? atomicAdd(count, total) : 0;
     }
     __syncthreads();
-    if (on) list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(base + i);
+    if (on) list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(offset + i);
     __syncthreads();
   }
 }
@@ -165,7 +165,7 @@ __device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* 
 /** Range blockIdx.y's flagged indices. */
 __global__ void listFlagged(const FlagRange* ranges) {
   const FlagRange r = ranges[blockIdx.y];
-  compactFlagged(r.rows, OwnFlag{r.flags}, r.list, r.count);
+  compactFlagged(r.rows, OwnFlag{r.flags}, r.list, r.count, r.offset);
 }
 
 /** Range blockIdx.y's rows flagged on any rank, as rows of the whole accumulator. */

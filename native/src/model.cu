@@ -1270,7 +1270,7 @@ class ModelImpl final : public Model {
         peerRanges.push_back({b.rowBase, rows});
         mostPeerRows_ = std::max(mostPeerRows_, rows);
       } else {
-        smallRanges.push_back({touched_ + b.rowBase, rows, smallList_, smallCount_});
+        smallRanges.push_back({touched_ + b.rowBase, rows, smallList_, smallCount_, b.rowBase});
         mostSmallRows_ = std::max(mostSmallRows_, rows);
       }
     }
