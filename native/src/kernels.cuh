@@ -150,12 +150,14 @@ struct PeerRows {
   const unsigned char* const* touched = nullptr;
   const int* tablePeer = nullptr;
   int size = 0;
+  /** Per entry of the row list (launchListAnyRank): the ranks (bit r) that flagged the row. */
+  unsigned* listRanks = nullptr;
 };
 /**
  * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
- * Rows of `peers`' tables take the sum of every rank's row (zeros where a rank did not touch it), in
- * rank order (the same bits on every rank), and are left for launchClearPeerRows: the other ranks
- * may still read them.
+ * Rows of `peers`' tables (listed by launchListAnyRank) take the sum of the rows of the ranks that
+ * flagged them, in rank order (the same bits on every rank), and are left for launchClearPeerRows:
+ * the other ranks may still read them.
  */
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
@@ -212,8 +214,9 @@ struct RowRange {
   long long begin, rows;
 };
 /**
- * Lists (in no set order) the rows of each range flagged on any rank of `peers`, into one list;
- * *count must start at zero; `mostRows` is the longest range.
+ * Lists (in no set order) the rows of each range flagged on any rank of `peers`, into one list, and
+ * beside each entry the ranks that flagged it (peers.listRanks); *count must start at zero;
+ * `mostRows` is the longest range.
  */
 void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ranges, int rangeCount, long long mostRows, int* list, int* count);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */

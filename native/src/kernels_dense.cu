@@ -366,25 +366,30 @@ __device__ __forceinline__ int tableOf(long long row, const long long* base, int
 }
 
 /**
- * Every rank's gradient at `offset`, summed in rank order: the same bits on every rank. A rank that
- * did not touch the row holds zeros there, so its flag need not be read first (a dependent read
- * over NVLink less); the loads are issued together.
+ * The gradients at `offset` of the ranks in `ranks` (bit r: rank r flagged the row; the others hold
+ * zeros there), summed in rank order: the same bits on every rank. The loads are issued together.
  */
 template <typename V>
-__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, long long offset) {
-  constexpr int kMostRanks = 8;
-  V v[kMostRanks];
-  V sum = *reinterpret_cast<const V*>(peers.grads[0] + offset);
-  for (int first = 1; first < peers.size; first += kMostRanks) {
-    const int n = min(kMostRanks, peers.size - first);
+__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks, long long offset) {
+  constexpr int kBatch = 8;
+  V sum{};
+  bool any = false;
+  while (ranks != 0u) {
+    V v[kBatch];
+    int n = 0;
 #pragma unroll
-    for (int k = 0; k < kMostRanks; k++)
-      if (k < n) v[k] = *reinterpret_cast<const V*>(peers.grads[first + k] + offset);
+    for (int k = 0; k < kBatch; k++) {
+      if (ranks == 0u) break;
+      v[k] = *reinterpret_cast<const V*>(peers.grads[__ffs(ranks) - 1] + offset);
+      ranks &= ranks - 1u;
+      n = k + 1;
+    }
 #pragma unroll
-    for (int k = 0; k < kMostRanks; k++) {
+    for (int k = 0; k < kBatch; k++) {
       if (k >= n) break;
-      if constexpr (std::is_same<V, float4>::value) sum = make_float4(sum.x + v[k].x, sum.y + v[k].y, sum.z + v[k].z, sum.w + v[k].w);
-      else sum = sum + v[k];
+      if constexpr (std::is_same<V, float4>::value) sum = any ? make_float4(sum.x + v[k].x, sum.y + v[k].y, sum.z + v[k].z, sum.w + v[k].w) : v[k];
+      else sum = any ? sum + v[k] : v[k];
+      any = true;
     }
   }
   return sum;
@@ -411,6 +416,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
     // A table read from every rank: the gradient is the ranks' sum, and this rank's row and
     // flag stay until no rank reads them (launchClearPeerRows).
     const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
+    const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
     // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
     // (more bytes in flight per SM than four dependent rounds of scalar loads).
     const uintptr_t addresses = reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(s0) | reinterpret_cast<uintptr_t>(s1);
@@ -420,7 +426,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
         float4* gv = reinterpret_cast<float4*>(g + d);
         if (update) {
           float4* wv = reinterpret_cast<float4*>(w + d);
-          const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, offset + d) : *gv;
+          const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d) : *gv;
           float4 weight = *wv;
           float4 a = s0 ? *reinterpret_cast<const float4*>(s0 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
           float4 b = s1 ? *reinterpret_cast<const float4*>(s1 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -441,7 +447,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
       const OptimizerArgs& o = opt.part[tablePart[t]];
       for (int d = lane; d < dim; d += 32) {
         float v = w[d];
-        const float gradient = fromRanks ? sumOverRanks<float>(peers, offset + d) : g[d];
+        const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d) : g[d];
         optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, gradient * unscale);
         w[d] = v;
       }

@@ -113,37 +113,40 @@ __global__ void unpackRecord1(const int* record, int capacity, float* grad, int 
   }
 }
 
-/** Flagged in one rank's flags. */
+/** Flagged in one rank's flags (1), or not (0). */
 struct OwnFlag {
   const unsigned char* flags;
-  __device__ bool operator()(long long i) const { return flags[i] != 0; }
+  __device__ unsigned operator()(long long i) const { return flags[i] != 0 ? 1u : 0u; }
 };
 
-/** Row begin + i flagged on any rank (their flags read directly: symmetric memory). */
+/** The ranks (bit r) whose flag of row begin + i is set (their flags read directly: symmetric memory). */
 struct AnyRankFlag {
   PeerRows peers;
   long long begin;
-  __device__ bool operator()(long long i) const {
+  __device__ unsigned operator()(long long i) const {
+    unsigned ranks = 0;
     for (int r = 0; r < peers.size; r++)
-      if (peers.touched[r][begin + i] != 0) return true;
-    return false;
+      if (peers.touched[r][begin + i] != 0) ranks |= 1u << r;
+    return ranks;
   }
 };
 
 /**
- * Appends offset + i for the indices i < rows where `flagged(i)` to `list`: one pass, one atomic
+ * Appends offset + i for the indices i < rows where `flagged(i)` != 0 to `list` (and that value to
+ * `values`, when given): one pass, one atomic
  * per block and step (the block's warps take consecutive places). The order is the blocks' arrival order: every
  * use of these lists treats each row on its own (a record's rows are distinct; the optimizers
  * update each row alone), so the sums and updates do not depend on it.
  */
 template <typename Flagged>
-__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long offset = 0) {
+__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long offset = 0, unsigned* values = nullptr) {
   __shared__ int warpCounts[32];
   __shared__ int blockBase;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   for (long long start = (long long)blockIdx.x * blockDim.x; start < rows; start += (long long)gridDim.x * blockDim.x) {
     const long long i = start + threadIdx.x;
-    const bool on = i < rows && flagged(i);
+    const unsigned value = i < rows ? flagged(i) : 0u;
+    const bool on = value != 0u;
     const unsigned mask = __ballot_sync(0xffffffffu, on);
     if (lane == 0) warpCounts[warp] = __popc(mask);
     __syncthreads();
@@ -157,7 +160,11 @@ __device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* 
       blockBase = total > 0 ? atomicAdd(count, total) : 0;
     }
     __syncthreads();
-    if (on) list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(offset + i);
+    if (on) {
+      const int place = blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u));
+      list[place] = static_cast<int>(offset + i);
+      if (values) values[place] = value;
+    }
     __syncthreads();
   }
 }
@@ -171,7 +178,7 @@ __global__ void listFlagged(const FlagRange* ranges) {
 /** Range blockIdx.y's rows flagged on any rank, as rows of the whole accumulator. */
 __global__ void listAnyRank(PeerRows peers, const RowRange* ranges, int* list, int* count) {
   const RowRange r = ranges[blockIdx.y];
-  compactFlagged(r.rows, AnyRankFlag{peers, r.begin}, list, count, r.begin);
+  compactFlagged(r.rows, AnyRankFlag{peers, r.begin}, list, count, r.begin, peers.listRanks);
 }
 
 }  // namespace

@@ -701,15 +701,13 @@ class ModelImpl final : public Model {
     // One GPU: each kernel-gradient product on its own stream as soon as its dPre is made, beside
     // the rest of the chain. Data-parallel steps keep them for after the chain instead, beside the
     // tables' exchange, which otherwise has nothing to overlap (measured: docs/distributed.md).
-    // With the peers' rows (little to overlap after the chain), WNDC_CUDA_DP_BESIDE=1 puts them
-    // beside the chain in data-parallel steps too.
+    // With the peers' rows (little left to overlap after the chain) they go beside the chain in
+    // data-parallel steps too (WNDC_CUDA_DP_BESIDE=0: after it).
     const bool beside = productStream_ != nullptr && (!exchanging || dpBeside_) && !layerDPre_.empty();
     // Each layer keeps its own dPre (the products run after the chain, or beside it).
     const bool perLayer = (exchanging || beside) && !layerDPre_.empty();
     // Data parallelism without the products beside: they run after the chain, beside the tables' exchange.
-    // Beside the chain, the bottom dpDeferred_ layers' still run after it (beside the tables' optimizer).
-    const size_t deferredBelow = !exchanging || !perLayer ? 0 : !beside ? plan_.layers.size() : dpDeferred_;
-    const bool deferKernels = deferredBelow > 0;
+    const bool deferKernels = exchanging && perLayer && !beside;
     // The last data-parallel step's rows read from every rank are cleared (clearPeerRows) before
     // this pass adds into the accumulators.
     if (peerRowsPending_) {
@@ -773,9 +771,9 @@ class ModelImpl final : public Model {
       } else if (biasGradScratch_) {
         launchCastToFloat<T>(stream_, static_cast<const T*>(biasGradScratch_), buffers_[l.bias].grad, l.units);
       }
-      if (beside && i >= deferredBelow) {
+      if (beside) {
         productBeside(i);
-      } else if (i >= deferredBelow) {
+      } else if (!deferKernels) {
         kernelGradient(i, dPre(i, cur), 0, stream_);
         mark("layer ", i, " kernel gradient");
       }
@@ -818,7 +816,7 @@ class ModelImpl final : public Model {
     // compute stream goes on with the kernel gradients, queued before the host waits for the counts.
     stamp(stream_, "compute: backward chain done");
     onComm([&] { countTouchedRows(); }, false);
-    for (size_t i = 0; deferKernels && i < last && i < deferredBelow; i++) {
+    for (size_t i = 0; deferKernels && i < last; i++) {
       // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
       kernelGradient(i, layerDPre_[i], commGemmSms_, stream_);
       check(cudaEventRecord(kernelDone_[i], stream_), "record a kernel gradient");
@@ -827,9 +825,8 @@ class ModelImpl final : public Model {
     }
     exchangeTables(sideScalars);
     for (size_t k = 0; perLayer && k < last; k++) {
-      // In the order they are made: beside the chain the top layer first, then those after it from layer 0 up.
-      const size_t besideCount = last > deferredBelow ? last - deferredBelow : 0;
-      const size_t i = k < besideCount ? last - 1 - k : k - besideCount;
+      // In the order they are made: beside the chain the top layer first, after it layer 0 first.
+      const size_t i = beside ? last - 1 - k : k;
       const int p = plan_.layers[i].kernel;
       check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
       world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
@@ -1051,11 +1048,16 @@ class ModelImpl final : public Model {
     if (!sideScalars || tables_.empty()) return;
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
     if (peers_.size > 0) {
-      // The small tables, summed whole: their own flags are every rank's now.
+      // The small tables, summed whole (their own flags are every rank's now), on a stream of their
+      // own: beside the large tables' optimizer, which the side stream may still be running.
       if (smallRangeCount_ > 0) {
-        check(cudaMemsetAsync(smallCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
-        launchListFlagged(sideStream_, smallRanges_, smallRangeCount_, mostSmallRows_);
-        sparseApplyRows(sideStream_, *sideScalars, true, smallList_, smallCount_, PeerRows{});
+        check(cudaStreamWaitEvent(smallStream_, tablesDone_, 0), "order the small tables' stream");
+        check(cudaMemsetAsync(smallCount_, 0, sizeof(int), smallStream_), "reset the touched-row count");
+        launchListFlagged(smallStream_, smallRanges_, smallRangeCount_, mostSmallRows_);
+        sparseApplyRows(smallStream_, *sideScalars, true, smallList_, smallCount_, PeerRows{});
+        stamp(smallStream_, "small: small tables updated");
+        check(cudaEventRecord(smallDone_, smallStream_), "record the small tables' optimizer");
+        check(cudaStreamWaitEvent(sideStream_, smallDone_, 0), "order the side stream");
       }
     } else {
       listTouched(sideStream_);
@@ -1122,13 +1124,14 @@ class ModelImpl final : public Model {
     commGemmSms_ = reserve > 0 && reserve < sms ? sms - reserve : 0;
     allocateLayerGradients("data parallelism:layer gradients");
     planExchange(size);
+    // With the peers' rows, the kernel-gradient products run beside the backward chain, as on one
+    // GPU: after the chain only the tables' optimizers and the sums are left (on two H100s, 22.79 M
+    // examples/s against 22.70 M with the products after the chain). WNDC_CUDA_DP_BESIDE=0: after.
     const char* besideText = std::getenv("WNDC_CUDA_DP_BESIDE");
-    if (besideText && std::string(besideText) == "1" && peers_.size > 0 && !besidePlanned_) {
+    if (!(besideText && std::string(besideText) == "0") && peers_.size > 0 && !besidePlanned_) {
       besidePlanned_ = true;
       planProductsBeside();
       dpBeside_ = productStream_ != nullptr;
-      const char* deferText = std::getenv("WNDC_CUDA_DP_DEFER");
-      dpDeferred_ = deferText ? static_cast<size_t>(std::max(0, std::atoi(deferText))) : 0;
     }
   }
 
@@ -1279,6 +1282,11 @@ class ModelImpl final : public Model {
     smallRanges_ = upload("data parallelism:peers' rows", smallRanges);
     smallRangeCount_ = static_cast<int>(smallRanges.size());
     check(cudaEventCreateWithFlags(&peersReady_, cudaEventDisableTiming), "cudaEventCreate");
+    peers_.listRanks = memory_.make<unsigned>("data parallelism:peers' rows", std::max<long long>(1, totalRows_));
+    int least = 0, greatest = 0;
+    check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+    check(cudaStreamCreateWithPriority(&smallStream_, cudaStreamNonBlocking, least), "cudaStreamCreate (small tables)");
+    check(cudaEventCreateWithFlags(&smallDone_, cudaEventDisableTiming), "cudaEventCreate");
     peerBarrier_ = memory_.make<int>("data parallelism:peers' rows", 1);
     check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
     check(cudaEventCreateWithFlags(&peerRowsCleared_, cudaEventDisableTiming), "cudaEventCreate");
@@ -1706,6 +1714,13 @@ class ModelImpl final : public Model {
     peerRowsCleared_ = nullptr;
     if (peersReady_) cudaEventDestroy(peersReady_);
     peersReady_ = nullptr;
+    if (smallStream_) {
+      cudaStreamSynchronize(smallStream_);
+      cudaStreamDestroy(smallStream_);
+    }
+    smallStream_ = nullptr;
+    if (smallDone_) cudaEventDestroy(smallDone_);
+    smallDone_ = nullptr;
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
@@ -1897,6 +1912,9 @@ class ModelImpl final : public Model {
   int* smallCount_ = nullptr;
   /** Recorded after the loss's all-reduce: every rank's accumulators are final. */
   cudaEvent_t peersReady_ = nullptr;
+  /** The small tables' optimizer, beside the large ones' (side stream). */
+  cudaStream_t smallStream_ = nullptr;
+  cudaEvent_t smallDone_ = nullptr;
   int* agreement_ = nullptr;
   cudaEvent_t peerRowsCleared_ = nullptr;
   bool peerRowsPending_ = false;
@@ -1920,10 +1938,8 @@ class ModelImpl final : public Model {
   /** The products' own cuBLASLt (and workspace): they run beside the chain's input-gradient products. */
   std::unique_ptr<Gemm> productGemm_;
   bool productsPending_ = false;
-  /** Data-parallel steps run the products beside the chain too (WNDC_CUDA_DP_BESIDE=1, with the peers' rows). */
+  /** Data-parallel steps run the products beside the chain too (with the peers' rows; WNDC_CUDA_DP_BESIDE=0: not). */
   bool dpBeside_ = false;
-  /** With dpBeside_, the bottom layers whose products still run after the chain (WNDC_CUDA_DP_DEFER). */
-  size_t dpDeferred_ = 0;
   bool besidePlanned_ = false;
   int besideSms_ = 0;
   /** Per hidden layer: its kernel gradient is made (the communication stream then sums it). */
