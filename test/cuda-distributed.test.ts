@@ -46,13 +46,16 @@ train {
 }
 `;
 
-/** WNDC_CUDA_EXCHANGE for the ranks: `records` all-gathers the large tables' touched rows; unset, they are read from the peers where possible. */
-type Exchange = 'records' | 'default';
+/**
+ * WNDC_CUDA_EXCHANGE for the ranks: `records` all-gathers the large tables' touched rows; `default`
+ * leaves it unset (read from the peers where possible); anything else is passed as it is.
+ */
+type Exchange = 'records' | 'default' | (string & {});
 
 function runRank(dir: string, rank: number, size: number, exchange: Exchange): Promise<{ code: number | null; output: string }> {
   const env = { ...process.env };
-  if (exchange === 'records') env.WNDC_CUDA_EXCHANGE = 'records';
-  else delete env.WNDC_CUDA_EXCHANGE;
+  if (exchange === 'default') delete env.WNDC_CUDA_EXCHANGE;
+  else env.WNDC_CUDA_EXCHANGE = exchange;
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env });
     let output = '';
@@ -198,3 +201,17 @@ for (const exchange of ['default', 'records'] as const) {
     }
   });
 }
+
+test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the choices', async (t) => {
+  const availability = cudaAvailability();
+  if (!availability.ok) return t.skip(availability.reason);
+  if (availability.devices.length < 2) return t.skip(`${availability.devices.length} GPU(s) here; the test needs 2`);
+  const dir = mkdtempSync(join(tmpdir(), 'wndc-dp-'));
+  writeFileSync(join(dir, 'spec.wnd'), SPEC);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ steps: 1, batch: 64, seed: 3 }));
+  const runs = await Promise.all([0, 1].map((rank) => runRank(dir, rank, 2, 'sideways')));
+  runs.forEach((r, rank) => {
+    assert.notEqual(r.code, 0, `rank ${rank} went on`);
+    assert.match(r.output, /WNDC_CUDA_EXCHANGE=sideways: expected peer \(read the large tables' rows from the other GPUs\), records \(all-gather them\) or fp32/);
+  });
+});

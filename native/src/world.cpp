@@ -1,5 +1,7 @@
 #include "world.h"
 
+#include <cstdlib>
+
 #include "nccl_peer.h"
 
 namespace wndc {
@@ -82,6 +84,10 @@ void World::abort() {
 }
 
 std::string World::peerMemoryUnsupported() {
+  // Whoever keeps NCCL off peer-to-peer paths (a stand-in for several hosts, a broken link) means
+  // wndc's own reads too.
+  const char* p2pDisable = std::getenv("NCCL_P2P_DISABLE");
+  if (p2pDisable && std::string(p2pDisable) == "1") return "NCCL_P2P_DISABLE=1 is set (no GPU reads another's memory)";
   const auto& api = nccl::nccl();
   if (!api.ncclMemAlloc || !api.ncclMemFree || !api.ncclCommWindowRegister || !api.ncclCommWindowDeregister)
     return "the loaded NCCL has no symmetric memory (ncclCommWindowRegister: NCCL 2.27 or newer)";
