@@ -299,12 +299,6 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
   return EXIT.ok;
 }
 
-/**
- * The CUDA engine's throughput. `--benchmark-source device` (the default): every training row is
- * uploaded once and each epoch reads a fresh permutation on the GPU; each step is timed to its end
- * on the device. `disk`: batches are read from the shards and uploaded each step, the next batch
- * read while the device runs the current one; a step's time runs from the end of the previous one.
- */
 /** The benchmark's account of how the large tables crossed the GPUs (CudaEngine.exchangePlan). */
 function exchangeSummary(plan: TableExchange[], gpus: number): Record<string, unknown> {
   const named = (mode: TableExchange['mode']) => plan.filter((x) => x.mode === mode).map((x) => x.table);
@@ -312,6 +306,12 @@ function exchangeSummary(plan: TableExchange[], gpus: number): Record<string, un
   return { gpus, tablesReadFromPeers: named('peer'), tablesExchangedAsRows: named('rows'), ...(note !== undefined ? { whyNotReadFromPeers: note } : {}) };
 }
 
+/**
+ * The CUDA engine's throughput. `--benchmark-source device` (the default): every training row is
+ * uploaded once and each epoch reads a fresh permutation on the GPU; each step is timed to its end
+ * on the device. `disk`: batches are read from the shards and uploaded each step, the next batch
+ * read while the device runs the current one; a step's time runs from the end of the previous one.
+ */
 export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: ShardSet, flags: RunFlags, io: CliIO, collective: Collective = new LocalCollective()): Promise<number> {
   const { steps, warmup } = benchmarkSteps(flags);
   const source = flags.benchmarkSource === 'disk' ? 'disk' : 'device';

@@ -681,12 +681,14 @@ class ModelImpl final : public Model {
   }
 
   /**
-   * The backward pass. Alone, each layer's kernel gradient follows its activation gradient. In a
-   * data-parallel step (`exchanging`), the input-gradient chain runs first, down to the table
-   * gradients, so that the tables cross the ranks (communication stream) while the kernel-gradient
-   * products run (compute stream); each kernel gradient is all-reduced as soon as it is made. With
-   * `sideScalars` each optimizer runs once its sums are in (dense ones on the communication stream,
-   * the tables' on the side stream) and the compute stream waits for the tables and the loss only
+   * The backward pass. One GPU: each layer's kernel-gradient product runs beside the chain as soon
+   * as its dPre is made (productBeside), or inline. In a data-parallel step (`exchanging`) with row
+   * records, the input-gradient chain runs first, down to the table gradients, so that the tables
+   * cross the ranks (communication stream) while the kernel-gradient products run after it (compute
+   * stream); with the peers' rows the products run beside the chain, as on one GPU (dpBeside_).
+   * Either way each kernel gradient is all-reduced as soon as it is made. With `sideScalars` each
+   * optimizer runs once its sums are in (dense ones on the communication stream, the tables' on the
+   * side and small-tables streams) and the compute stream waits for the tables and the loss only
    * (the kernels: settleKernels); without, it waits for every exchange.
    */
   void backward(long long step, const std::vector<const float*>* masks, bool exchanging, const StepScalars* sideScalars) {
@@ -812,8 +814,9 @@ class ModelImpl final : public Model {
     }
     if (!exchanging) return;
     // Every gradient but the hidden layers' kernels is final here (see the arena's layout in build),
-    // and every touched row is flagged: the communication stream counts them per table, while the
-    // compute stream goes on with the kernel gradients, queued before the host waits for the counts.
+    // and every touched row is flagged: with records the communication stream counts them per table,
+    // while the compute stream goes on with the kernel gradients (queued before the host waits for
+    // the counts); with the peers' rows the products are already on their own stream.
     stamp(stream_, "compute: backward chain done");
     onComm([&] { countTouchedRows(); }, false);
     for (size_t i = 0; deferKernels && i < last; i++) {
@@ -974,8 +977,11 @@ class ModelImpl final : public Model {
    * Sums over the ranks, on the communication stream (no join): the loss, every dense gradient but
    * the hidden layers' kernels (the front of the arena), and each table's gradients: small tables
    * as a whole (sum, and the union of touched rows), large ones as their touched rows (all-gathered
-   * records, added into the accumulator in rank order). With `sideScalars`, the side stream then
-   * lists the touched rows and runs the tables' optimizers.
+   * records, added into the accumulator in rank order), or, with the peers' rows, not at all: once
+   * the loss is summed (every rank's accumulators are final) the side stream lists the rows any rank
+   * flagged and its optimizer reads them from every rank. With `sideScalars`, the side stream (and,
+   * with the peers' rows, the small tables' stream) lists the touched rows and runs the tables'
+   * optimizers.
    */
   void exchangeTables(const StepScalars* sideScalars) {
     const int size = world_->size();
@@ -986,9 +992,11 @@ class ModelImpl final : public Model {
     // stream is already ordered after the table gradients (countTouchedRows).
     if (!candidates_.empty()) awaitRanks(countsReady_, "count the touched rows on every rank");
     commMark(0);
-    stamp(commStream_, "comm: exchange queued (the host had the counts)");
+    stamp(commStream_, candidates_.empty() ? "comm: exchange queued" : "comm: exchange queued (the host had the counts)");
     world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
-    if (peers_.size > 0 && sideScalars) {
+    // The peers' rows are summed by the tables' optimizer itself: no step runs without it.
+    if (peers_.size > 0 && !sideScalars) throw Error("a data-parallel step with the peers' rows but without the tables' optimizers");
+    if (peers_.size > 0) {
       // Past the loss's all-reduce every rank's backward chain is done, so every accumulator is
       // final: the tables read from every rank are updated now, beside the other sums.
       check(cudaEventRecord(peersReady_, commStream_), "record the ranks' gradients");
@@ -1080,7 +1088,10 @@ class ModelImpl final : public Model {
     try {
       joinWorldBuffers(size);
     } catch (...) {
-      // Half a world is none: later steps train alone, as before the call.
+      // Half a world is none: later steps train alone, as before the call. Abort first: the other
+      // ranks may be in a collective call this rank will not make (and a registered PeerBuffer is
+      // then left to the driver, not deregistered alone).
+      world_->abort();
       try {
         dropPeerRows();
       } catch (...) {
@@ -1113,7 +1124,7 @@ class ModelImpl final : public Model {
     check(cudaEventCreateWithFlags(&tablesDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&sideDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&kernelsSummed_, cudaEventDisableTiming), "cudaEventCreate");
-    // The kernel-gradient products run beside the exchange: planned for the SMs it leaves them
+    // With records, the kernel-gradient products run beside the exchange: planned for the SMs it leaves them
     // (WNDC_CUDA_COMM_SMS, default 32, kept for NCCL, the packing kernels and the optimizers; 0: plan
     // for all). On two H200s 16 to 32 did best; 0 left 0.35 ms of exchange after the products, 48
     // slowed the products more than it sped the exchange.
@@ -1128,11 +1139,13 @@ class ModelImpl final : public Model {
     // GPU: after the chain only the tables' optimizers and the sums are left (on two H100s, 22.79 M
     // examples/s against 22.70 M with the products after the chain). WNDC_CUDA_DP_BESIDE=0: after.
     const char* besideText = std::getenv("WNDC_CUDA_DP_BESIDE");
-    if (!(besideText && std::string(besideText) == "0") && peers_.size > 0 && !besidePlanned_) {
+    const bool wantBeside = !(besideText && std::string(besideText) == "0") && peers_.size > 0;
+    if (wantBeside && !besidePlanned_) {
       besidePlanned_ = true;
       planProductsBeside();
-      dpBeside_ = productStream_ != nullptr;
     }
+    // The kernels' all-reduces follow the products' order, which must be the same on every rank.
+    dpBeside_ = everyRank(wantBeside && productStream_ != nullptr, "whether every rank runs the products beside the chain");
   }
 
   /**
@@ -1172,6 +1185,7 @@ class ModelImpl final : public Model {
       const long long capacity = capacityOf(p);
       if (!large(p)) continue;
       TableExchange& x = exchange_[t];
+      x.large = true;
       if (peer) {
         x.peer = true;
         continue;
@@ -1200,18 +1214,19 @@ class ModelImpl final : public Model {
   }
 
   /**
-   * Whether every rank says `mine` (a one-word all-reduce, waited for by the host): a choice that
-   * changes which collective calls a rank makes must be the same on every rank.
+   * Whether every rank says `mine` (a one-word all-reduce on the communication stream, waited for by
+   * the host): a choice that changes which collective calls a rank makes must be the same on every rank.
    */
   bool everyRank(bool mine, const char* what) {
     if (!agreement_) agreement_ = memory_.make<int>("data parallelism:agreement", 1);
-    const int refusal = mine ? 0 : 1;
-    check(cudaMemcpy(agreement_, &refusal, sizeof(int), cudaMemcpyHostToDevice), "copy to the GPU");
+    if (!agreementHost_)
+      check(cudaHostAlloc(reinterpret_cast<void**>(&agreementHost_), sizeof(int), cudaHostAllocDefault), "allocate pinned host memory");
+    *agreementHost_ = mine ? 0 : 1;  // a refusal
+    check(cudaMemcpyAsync(agreement_, agreementHost_, sizeof(int), cudaMemcpyHostToDevice, commStream_), "copy to the GPU");
     world_->allReduceMax(agreement_, 1, nccl::ncclInt32, commStream_, what);
+    check(cudaMemcpyAsync(agreementHost_, agreement_, sizeof(int), cudaMemcpyDeviceToHost, commStream_), "copy from the GPU");
     awaitRanks(commStream_, what);
-    int refusals = 0;
-    check(cudaMemcpy(&refusals, agreement_, sizeof(int), cudaMemcpyDeviceToHost), "copy from the GPU");
-    return refusals == 0;
+    return *agreementHost_ == 0;
   }
 
   /**
@@ -1219,7 +1234,8 @@ class ModelImpl final : public Model {
    * straight from the other ranks' accumulators (NCCL symmetric memory over NVLink) and sums them
    * in rank order, where the records' way packs, all-gathers and adds them. Moves keyGrad_ and
    * touched_ into one PeerBuffer; false (with peerRowsUnavailable_ saying why) when some rank cannot,
-   * an Error when `required` (WNDC_CUDA_EXCHANGE=peer). Collective: every rank calls it.
+   * an Error when `required` (WNDC_CUDA_EXCHANGE=peer). Collective: every rank calls it, and every
+   * rank-local step that can fail comes before a collective one, with the ranks agreeing in between.
    */
   bool planPeerRows(int size, const std::vector<int>& tablePeer, bool required) {
     std::string why;
@@ -1235,8 +1251,45 @@ class ModelImpl final : public Model {
       return false;
     };
     if (!everyRank(why.empty(), "whether every rank can read the others' rows")) return refuse(why.empty() ? "another rank cannot read the others' rows" : why);
+    // Everything of this rank's first: the lists, their device arrays, streams and events.
+    std::vector<RowRange> peerRanges;
+    std::vector<FlagRange> smallRanges;  // pointers filled in below, once touched_ has moved
+    for (size_t t = 0; t < tables_.size(); t++) {
+      const ParameterBuffers& b = buffers_[tables_[t]];
+      const long long rows = plan_.parameters[tables_[t]].rows;
+      if (tablePeer[t]) {
+        peerRanges.push_back({b.rowBase, rows});
+        mostPeerRows_ = std::max(mostPeerRows_, rows);
+      } else {
+        smallRanges.push_back({nullptr, rows, nullptr, nullptr, b.rowBase});
+        mostSmallRows_ = std::max(mostSmallRows_, rows);
+      }
+    }
+    const std::string lists = "data parallelism:peers' rows";
+    smallList_ = memory_.make<int>(lists, std::max<long long>(1, totalRows_));
+    smallCount_ = memory_.make<int>(lists, 1);
+    PeerRows peers;
+    peers.listRanks = memory_.make<unsigned>(lists, std::max<long long>(1, totalRows_));
+    peers.grads = memory_.make<const float*>(lists, size);
+    peers.touched = memory_.make<const unsigned char*>(lists, size);
+    peers.tablePeer = upload(lists, tablePeer);
+    peers.size = size;
+    peerRanges_ = upload(lists, peerRanges);
+    peerRangeCount_ = static_cast<int>(peerRanges.size());
+    smallRanges_ = memory_.make<FlagRange>(lists, std::max<size_t>(1, smallRanges.size()));
+    smallRangeCount_ = static_cast<int>(smallRanges.size());
+    peerBarrier_ = memory_.make<int>(lists, 1);
+    check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
+    createPeerStreams();
+    // Then the symmetric memory: allocated here, agreed on, registered together, agreed on again.
     const size_t gradBytes = ((size_t)keyGradFloats_ * sizeof(float) + 255) / 256 * 256;
     auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + (size_t)totalRows_, "the table gradient accumulators");
+    if (!everyRank(buffer->problem().empty(), "whether every rank has the symmetric memory")) {
+      const std::string problem = buffer->problem();
+      buffer.reset();  // not registered: this rank's alone to free
+      return refuse(problem.empty() ? "another rank could not allocate the symmetric memory" : problem);
+    }
+    buffer->join();
     if (!everyRank(buffer->problem().empty(), "whether every rank reaches the others' rows")) {
       const std::string problem = buffer->problem();
       buffer.reset();  // every rank deregisters together
@@ -1256,50 +1309,48 @@ class ModelImpl final : public Model {
     memory_.adopt("gradients:table accumulators (NCCL symmetric memory)", keyGrad_, gradBytes);
     memory_.adopt("gradients:touched rows (NCCL symmetric memory)", touched_, (size_t)totalRows_);
     peerMemory_ = std::move(buffer);
-    peers_.grads = upload("data parallelism:peers' rows", grads);
-    peers_.touched = upload("data parallelism:peers' rows", flags);
-    peers_.tablePeer = upload("data parallelism:peers' rows", tablePeer);
-    peers_.size = size;
-    // The rows to list: the large tables' on every rank (RowRange), the small ones' in this rank's
-    // flags once all-reduced (FlagRange, into their own list).
-    std::vector<RowRange> peerRanges;
-    std::vector<FlagRange> smallRanges;
-    smallList_ = memory_.make<int>("data parallelism:peers' rows", std::max<long long>(1, totalRows_));
-    smallCount_ = memory_.make<int>("data parallelism:peers' rows", 1);
-    for (size_t t = 0; t < tables_.size(); t++) {
-      const ParameterBuffers& b = buffers_[tables_[t]];
-      const long long rows = plan_.parameters[tables_[t]].rows;
-      if (tablePeer[t]) {
-        peerRanges.push_back({b.rowBase, rows});
-        mostPeerRows_ = std::max(mostPeerRows_, rows);
-      } else {
-        smallRanges.push_back({touched_ + b.rowBase, rows, smallList_, smallCount_, b.rowBase});
-        mostSmallRows_ = std::max(mostSmallRows_, rows);
-      }
-    }
-    peerRanges_ = upload("data parallelism:peers' rows", peerRanges);
-    peerRangeCount_ = static_cast<int>(peerRanges.size());
-    smallRanges_ = upload("data parallelism:peers' rows", smallRanges);
-    smallRangeCount_ = static_cast<int>(smallRanges.size());
-    check(cudaEventCreateWithFlags(&peersReady_, cudaEventDisableTiming), "cudaEventCreate");
-    peers_.listRanks = memory_.make<unsigned>("data parallelism:peers' rows", std::max<long long>(1, totalRows_));
+    for (FlagRange& r : smallRanges) r = {touched_ + r.offset, r.rows, smallList_, smallCount_, r.offset};
+    auto copy = [&](auto* device, const auto& host) {
+      if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice), "copy the peers' rows' lists to the GPU");
+    };
+    copy(const_cast<const float**>(peers.grads), grads);
+    copy(const_cast<const unsigned char**>(peers.touched), flags);
+    copy(smallRanges_, smallRanges);
+    peers_ = peers;
+    return true;
+  }
+
+  /** The peers' rows' streams and events: the small tables' optimizer's stream, and the step's events. */
+  void createPeerStreams() {
     int least = 0, greatest = 0;
     check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
     check(cudaStreamCreateWithPriority(&smallStream_, cudaStreamNonBlocking, least), "cudaStreamCreate (small tables)");
     check(cudaEventCreateWithFlags(&smallDone_, cudaEventDisableTiming), "cudaEventCreate");
-    peerBarrier_ = memory_.make<int>("data parallelism:peers' rows", 1);
-    check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
+    check(cudaEventCreateWithFlags(&peersReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&peerRowsCleared_, cudaEventDisableTiming), "cudaEventCreate");
-    return true;
+  }
+
+  void destroyPeerStreams() {
+    if (smallStream_) {
+      cudaStreamSynchronize(smallStream_);
+      cudaStreamDestroy(smallStream_);
+    }
+    smallStream_ = nullptr;
+    for (cudaEvent_t* e : {&smallDone_, &peersReady_, &peerRowsCleared_}) {
+      if (*e) cudaEventDestroy(*e);
+      *e = nullptr;
+    }
   }
 
   /** Back to plain accumulators (a failed joinWorld: later steps train alone). */
   void dropPeerRows() {
+    destroyPeerStreams();
+    peers_ = PeerRows{};
+    peerRowsPending_ = false;
     if (!peerMemory_) return;
     memory_.release(keyGrad_);
     memory_.release(touched_);
     peerMemory_.reset();
-    peers_ = PeerRows{};
     keyGrad_ = memory_.make<float>("gradients:table accumulators", keyGradFloats_);
     check(cudaMemset(keyGrad_, 0, keyGradFloats_ * sizeof(float)), "clear the table gradient accumulators");
     touched_ = memory_.make<unsigned char>("gradients:touched rows", totalRows_);
@@ -1320,7 +1371,7 @@ class ModelImpl final : public Model {
     std::vector<TableExchangeOut> out;
     for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) {
       const TableExchange& x = exchange_[t];
-      out.push_back({plan_.parameters[tables_[t]].name, x.peer ? "peer" : x.rows ? "rows" : "dense", x.rows ? peerRowsUnavailable_ : ""});
+      out.push_back({plan_.parameters[tables_[t]].name, x.peer ? "peer" : x.rows ? "rows" : "dense", x.large && !x.peer ? peerRowsUnavailable_ : ""});
     }
     return out;
   }
@@ -1589,16 +1640,20 @@ class ModelImpl final : public Model {
       b = nullptr;
     }
     void* workspace = nullptr;
+    // Data parallelism has its per-layer buffers already (joinWorldBuffers): those stay.
+    const bool hadLayerGradients = !layerDPre_.empty();
     try {
       workspace = memory_.allocate("workspace:cuBLASLt (products)", kWorkspaceBytes);
       allocateLayerGradients("activations:layer gradients");
     } catch (const Error&) {
       memory_.release(workspace);
-      for (T* b : layerDPre_) memory_.release(b);
-      layerDPre_.clear();
-      for (cudaEvent_t e : kernelDone_)
-        if (e) cudaEventDestroy(e);
-      kernelDone_.clear();
+      if (!hadLayerGradients) {
+        for (T* b : layerDPre_) memory_.release(b);
+        layerDPre_.clear();
+        for (cudaEvent_t e : kernelDone_)
+          if (e) cudaEventDestroy(e);
+        kernelDone_.clear();
+      }
       size_t maxUnits = 1;
       for (size_t i = 0; i + 1 < plan_.layers.size(); i++) maxUnits = std::max(maxUnits, (size_t)plan_.layers[i].units);
       for (T*& b : dPre_) b = memory_.make<T>("activations:gradients", (size_t)plan_.batchCapacity * maxUnits);
@@ -1704,26 +1759,20 @@ class ModelImpl final : public Model {
     if (copyStream_) cudaStreamSynchronize(copyStream_);
     if (commStream_) cudaStreamSynchronize(commStream_);
     if (sideStream_) cudaStreamSynchronize(sideStream_);
+    if (smallStream_) cudaStreamSynchronize(smallStream_);
+    if (productStream_) cudaStreamSynchronize(productStream_);
+    destroyPeerStreams();
     // The symmetric memory goes before the communicator it is registered with.
     if (peerMemory_) {
       memory_.release(keyGrad_);
       memory_.release(touched_);
       peerMemory_.reset();
     }
-    if (peerRowsCleared_) cudaEventDestroy(peerRowsCleared_);
-    peerRowsCleared_ = nullptr;
-    if (peersReady_) cudaEventDestroy(peersReady_);
-    peersReady_ = nullptr;
-    if (smallStream_) {
-      cudaStreamSynchronize(smallStream_);
-      cudaStreamDestroy(smallStream_);
-    }
-    smallStream_ = nullptr;
-    if (smallDone_) cudaEventDestroy(smallDone_);
-    smallDone_ = nullptr;
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
+    if (agreementHost_) cudaFreeHost(agreementHost_);
+    agreementHost_ = nullptr;
     if (commStream_) cudaStreamDestroy(commStream_);
     if (computeReady_) cudaEventDestroy(computeReady_);
     if (commDone_) cudaEventDestroy(commDone_);
@@ -1874,6 +1923,8 @@ class ModelImpl final : public Model {
     bool rows = false;
     /** Read from every rank's accumulator (symmetric memory) by the tables' optimizer: no collective. */
     bool peer = false;
+    /** Large enough to go as rows or peer (kRowExchangeMinBytes), whatever it went as this step. */
+    bool large = false;
     /** Row records carry bfloat16 values (--amp), else float32. */
     bool bf16 = false;
     /** The most rows any rank touched this step: every rank's record holds that many (its own count first). */
@@ -1916,6 +1967,7 @@ class ModelImpl final : public Model {
   cudaStream_t smallStream_ = nullptr;
   cudaEvent_t smallDone_ = nullptr;
   int* agreement_ = nullptr;
+  int* agreementHost_ = nullptr;
   cudaEvent_t peerRowsCleared_ = nullptr;
   bool peerRowsPending_ = false;
   /** Why the tables' rows are not read from the peers (exchangePlan's rows and dense instead), "" when they are or no table is large. */
@@ -1923,7 +1975,7 @@ class ModelImpl final : public Model {
   long long keyGradFloats_ = 0;
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
-  /** Side stream: the tables' optimizers, after tablesDone_, beside the kernel-gradient products. */
+  /** Side stream: the tables' optimizers, after tablesDone_ (the large tables' with the peers' rows: after peersReady_), beside the kernel-gradient products. */
   cudaStream_t sideStream_ = nullptr;
   cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
   /** The hidden layers' kernels of the last data-parallel step are summed and updated (pending until the compute stream waits for it). */

@@ -117,22 +117,19 @@ void World::deregisterWindow(nccl::ncclWindow_t window) {
   if (comm_ && window) nccl::nccl().ncclCommWindowDeregister(comm_, window);
 }
 
-PeerBuffer::PeerBuffer(World& world, size_t bytes, const char* what) : world_(world), bytes_(bytes) {
-  const auto& api = nccl::nccl();
-  const nccl::ncclResult_t allocated = api.ncclMemAlloc(&local_, bytes);
+PeerBuffer::PeerBuffer(World& world, size_t bytes, const char* what) : world_(world), bytes_(bytes), what_(what) {
+  const nccl::ncclResult_t allocated = nccl::nccl().ncclMemAlloc(&local_, bytes);
   if (allocated != nccl::ncclSuccess) {
     local_ = nullptr;
-    // Every rank allocates the same, so every rank fails alike; no collective call has begun.
-    throw Error(std::string("ncclMemAlloc of ") + what + " (" + std::to_string(bytes >> 20) + " MiB, rank " + std::to_string(world.rank()) + "): " +
-                ncclText(allocated, nullptr));
+    problem_ = "ncclMemAlloc of " + what_ + " (" + std::to_string(bytes >> 20) + " MiB, rank " + std::to_string(world.rank()) + "): " + ncclText(allocated, nullptr);
   }
-  try {
-    window_ = world.registerWindow(local_, bytes, what);
-  } catch (...) {
-    api.ncclMemFree(local_);
-    local_ = nullptr;
-    throw;
-  }
+}
+
+void PeerBuffer::join() {
+  if (!local_) throw Error("PeerBuffer::join without its memory (" + problem_ + ")");
+  World& world = world_;
+  const auto& api = nccl::nccl();
+  window_ = world.registerWindow(local_, bytes_, what_.c_str());
   if (api.ncclGetPeerDevicePointer) {
     ranks_.assign(world.size(), nullptr);
     for (int r = 0; r < world.size(); r++) {
@@ -153,8 +150,10 @@ PeerBuffer::PeerBuffer(World& world, size_t bytes, const char* what) : world_(wo
 }
 
 PeerBuffer::~PeerBuffer() {
-  if (world_.aborted()) return;  // its kernels may never end: leave the memory to the driver
-  world_.deregisterWindow(window_);
+  // After an abort the window's mappings are NCCL's to drop and kernels may still run: leave a
+  // registered buffer to the driver (the process is on its way out or trains alone).
+  if (window_ && world_.aborted()) return;
+  if (window_) world_.deregisterWindow(window_);
   if (local_) nccl::nccl().ncclMemFree(local_);
 }
 

@@ -68,15 +68,19 @@ class World {
 
 /**
  * NCCL symmetric memory: a buffer of the same `bytes` on every rank, registered as one window, whose
- * copies on the other ranks this rank's kernels read directly (over NVLink). Every rank constructs
- * it together (collective). `problem()` says why the peers' addresses are not all known (a rank on
- * another host, no peer access between the GPUs): each rank learns only its own, so the ranks must
- * agree before using it, and destroy it together otherwise.
+ * copies on the other ranks this rank's kernels read directly (over NVLink). Two phases, each
+ * followed by the ranks agreeing, since each rank learns only its own outcome: the constructor
+ * allocates (rank-local; problem() says why it could not), then every rank calls join() together
+ * (collective: the window's registration), after which problem() says why the peers' addresses are
+ * not all known (a rank on another host, no peer access between the GPUs). A joined buffer must be
+ * destroyed by every rank together (deregistration is collective), unless the world was aborted.
  */
 class PeerBuffer {
  public:
   PeerBuffer(World& world, size_t bytes, const char* what);
   ~PeerBuffer();
+  /** Collective: registers the buffer and learns every rank's address of it; throws (aborting the world) on an NCCL error. */
+  void join();
   PeerBuffer(const PeerBuffer&) = delete;
   PeerBuffer& operator=(const PeerBuffer&) = delete;
 
@@ -89,6 +93,7 @@ class PeerBuffer {
  private:
   World& world_;
   size_t bytes_;
+  std::string what_;
   void* local_ = nullptr;
   nccl::ncclWindow_t window_ = nullptr;
   std::vector<void*> ranks_;
