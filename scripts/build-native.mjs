@@ -200,6 +200,14 @@ async function build(options) {
 
   // Simple staleness rule: any header newer than an object, or different flags, rebuilds everything.
   const flagsStamp = join(OBJECT_DIR, 'flags.json');
+  // Whether nccl_peer.cu holds the device API: known when it compiles now, else as the last build said.
+  let deviceApiBuilt = (() => {
+    try {
+      return JSON.parse(readFileSync(BUILD_INFO, 'utf8')).ncclDeviceApi === true;
+    } catch {
+      return false;
+    }
+  })();
   const stampText = JSON.stringify({ nvcc: nvcc.path, version, flags, ncclDeviceHeaders: ncclDeviceHeaders ?? null });
   const sameFlags = existsSync(flagsStamp) && readFileSync(flagsStamp, 'utf8') === stampText;
   const headers = [...filesUnder(SOURCE_DIR, HEADER_EXTENSIONS), ...filesUnder(GENERATED_DIR, HEADER_EXTENSIONS)];
@@ -223,7 +231,18 @@ async function build(options) {
       const start = performance.now();
       console.log(`  compile ${name}`);
       mkdirSync(dirname(object), { recursive: true });
-      const output = await run(nvcc.path, [...flagsFor(source), '-c', name, '-o', `${object}.tmp`], `compiling ${name}`);
+      let output;
+      try {
+        output = await run(nvcc.path, [...flagsFor(source), '-c', name, '-o', `${object}.tmp`], `compiling ${name}`);
+        if (source.endsWith('nccl_peer.cu')) deviceApiBuilt = ncclDeviceHeaders !== undefined;
+      } catch (error) {
+        // NCCL's headers are not wndc's: should they not build here, the addon goes without them
+        // (the peers' rows then need NCCL 2.29+ at run time) rather than not at all.
+        if (!(error instanceof BuildError) || flagsFor(source) === flags) throw error;
+        console.log(`  ${name} did not build with NCCL's device headers; building it without them:\n${error.message.split('\n').slice(0, 6).join('\n')}`);
+        output = await run(nvcc.path, [...flags, '-c', name, '-o', `${object}.tmp`], `compiling ${name}`);
+        deviceApiBuilt = false;
+      }
       renameSync(`${object}.tmp`, object);
       console.log(`  compiled ${name} (${seconds(start)})${output.trim() ? `\n${output.trimEnd()}` : ''}`);
     }),
@@ -261,6 +280,7 @@ async function build(options) {
       napiVersion: NAPI_VERSION,
       platform: `${process.platform}-${process.arch}`,
       ncclDeviceHeaders: ncclDeviceHeaders ?? null,
+      ncclDeviceApi: deviceApiBuilt,
     }, null, 2)}\n`,
   );
   console.log(`  linked (${seconds(start)})`);
