@@ -13,6 +13,7 @@ import { openRawSource } from '../runtime/data/sources/open.js';
 import type { RawSource } from '../runtime/data/contracts.js';
 import { specHash } from '../runtime/data/spec-hash.js';
 import { synthSource } from '../runtime/data/synth.js';
+import type { TableExchange } from '../runtime/engine/cuda/addon-api.js';
 import type { CudaEngine } from '../runtime/engine/cuda/engine.js';
 import { LocalCollective, type Collective } from '../runtime/distributed/collective.js';
 import { UnsupportedDistributedError, UnsupportedPrecisionError, type BatchSlice, type Engine, type LearningRates } from '../runtime/engine/engine.js';
@@ -298,6 +299,13 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
   return EXIT.ok;
 }
 
+/** The benchmark's account of how the large tables crossed the GPUs (CudaEngine.exchangePlan). */
+function exchangeSummary(plan: TableExchange[], gpus: number): Record<string, unknown> {
+  const named = (mode: TableExchange['mode']) => plan.filter((x) => x.mode === mode).map((x) => x.table);
+  const note = plan.find((x) => x.note !== undefined)?.note;
+  return { gpus, tablesReadFromPeers: named('peer'), tablesExchangedAsRows: named('rows'), ...(note !== undefined ? { whyNotReadFromPeers: note } : {}) };
+}
+
 /**
  * The CUDA engine's throughput. `--benchmark-source device` (the default): every training row is
  * uploaded once and each epoch reads a fresh permutation on the GPU; each step is timed to its end
@@ -386,8 +394,9 @@ export async function cudaBenchmark(ir: ModelIR, engine: CudaEngine, train: Shar
     precision,
     source,
     batchSize: globalBatch,
-    // The tables whose touched rows travel between the GPUs (the others are summed whole).
-    ...(world > 1 ? { gpus: world, tablesExchangedAsRows: engine.exchangePlan().filter((x) => x.mode === 'rows').map((x) => x.table) } : {}),
+    // The large tables: read from the other GPUs' memory, or their touched rows all-gathered (the
+    // others are summed whole).
+    ...(world > 1 ? exchangeSummary(engine.exchangePlan(), world) : {}),
     measuredSteps: seconds.length,
     warmupSteps: warmup,
     examplesPerSecond: Math.round(globalBatch / stepSeconds),

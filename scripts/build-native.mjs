@@ -8,7 +8,10 @@
 //   node scripts/build-native.mjs --arch sm_90     one architecture, for quick builds
 //
 // cuBLASLt and NCCL are not linked: the addon declares them (native/src/*_api.h) and dlopens them at
-// run time, so the build needs only nvcc and cudart (linked statically, nvcc's default).
+// run time, so the build needs only nvcc and cudart (linked statically, nvcc's default). Where NCCL's
+// device headers are found (nccl_device.h, NCCL 2.28+: NCCL_INCLUDE_DIR, CUDA_INCLUDE_DIRS, the CUDA
+// toolkit's include folder), native/src/nccl_peer.cu is built with them: the peers' rows of data
+// parallelism over NVLink then work with NCCL 2.28 too, not only with 2.29+ (see nccl_peer.h).
 // A compile error exits non-zero even with --if-available, so CI's `npm ci` fails on a broken build.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -75,6 +78,12 @@ function nvccVersion(nvcc) {
   const match = /release [\d.]+, V([\d.]+)/.exec(result.stdout ?? '');
   if (!match?.[1]) throw new BuildError(`${nvcc} --version did not report a version:\n${result.stdout ?? ''}${result.stderr ?? ''}`);
   return match[1];
+}
+
+/** The folder holding NCCL's device headers (nccl_device.h next to nccl.h), or undefined. */
+export function findNcclDeviceHeaders(env = process.env) {
+  const folders = [env.NCCL_INCLUDE_DIR, ...(env.CUDA_INCLUDE_DIRS ?? '').split(delimiter), '/usr/local/cuda/include', '/usr/include'];
+  return folders.find((folder) => folder && existsSync(join(folder, 'nccl_device.h')) && existsSync(join(folder, 'nccl.h')));
 }
 
 /** The node-api-headers package (a devDependency), else the headers installed next to node itself. */
@@ -177,6 +186,10 @@ async function build(options) {
       `#define WNDC_ADDON_VERSION ${JSON.stringify(packageVersion)}\n` +
       `#define WNDC_ARCHITECTURES ${JSON.stringify(architectures.join(','))}\n`,
   );
+  const ncclDeviceHeaders = findNcclDeviceHeaders();
+  // Only nccl_peer.cu sees NCCL's headers: the rest of the addon declares NCCL itself (nccl_api.h).
+  const flagsFor = (source) =>
+    ncclDeviceHeaders !== undefined && source.endsWith('nccl_peer.cu') ? [...flags, '-I', ncclDeviceHeaders, '-DWNDC_NCCL_DEVICE_API=1'] : flags;
   const flags = [
     '-std=c++17', '-O3', '--fmad=false',
     '-Xcompiler', '-fPIC,-fvisibility=hidden',
@@ -187,7 +200,15 @@ async function build(options) {
 
   // Simple staleness rule: any header newer than an object, or different flags, rebuilds everything.
   const flagsStamp = join(OBJECT_DIR, 'flags.json');
-  const stampText = JSON.stringify({ nvcc: nvcc.path, version, flags });
+  // Whether nccl_peer.cu holds the device API: known when it compiles now, else as the last build said.
+  let deviceApiBuilt = (() => {
+    try {
+      return JSON.parse(readFileSync(BUILD_INFO, 'utf8')).ncclDeviceApi === true;
+    } catch {
+      return false;
+    }
+  })();
+  const stampText = JSON.stringify({ nvcc: nvcc.path, version, flags, ncclDeviceHeaders: ncclDeviceHeaders ?? null });
   const sameFlags = existsSync(flagsStamp) && readFileSync(flagsStamp, 'utf8') === stampText;
   const headers = [...filesUnder(SOURCE_DIR, HEADER_EXTENSIONS), ...filesUnder(GENERATED_DIR, HEADER_EXTENSIONS)];
   const newestHeader = Math.max(0, ...headers.map(mtime));
@@ -199,6 +220,9 @@ async function build(options) {
 
   const jobs = availableParallelism();
   console.log(`wndc: building the CUDA addon with nvcc ${version} (${nvcc.path}) for ${options.architectures.join(', ')}; ${stale.length} of ${sources.length} sources to compile, ${jobs} at a time`);
+  console.log(ncclDeviceHeaders !== undefined
+    ? `  NCCL's device headers: ${ncclDeviceHeaders} (the peers' rows work with that NCCL release)`
+    : "  NCCL's device headers (nccl_device.h) not found: the peers' rows need NCCL 2.29+ at run time (set CUDA_INCLUDE_DIRS to build with them)");
   if (!sameFlags) rmSync(flagsStamp, { force: true });
   await inParallel(
     stale.map((source) => async () => {
@@ -207,7 +231,18 @@ async function build(options) {
       const start = performance.now();
       console.log(`  compile ${name}`);
       mkdirSync(dirname(object), { recursive: true });
-      const output = await run(nvcc.path, [...flags, '-c', name, '-o', `${object}.tmp`], `compiling ${name}`);
+      let output;
+      try {
+        output = await run(nvcc.path, [...flagsFor(source), '-c', name, '-o', `${object}.tmp`], `compiling ${name}`);
+        if (source.endsWith('nccl_peer.cu')) deviceApiBuilt = ncclDeviceHeaders !== undefined;
+      } catch (error) {
+        // NCCL's headers are not wndc's: should they not build here, the addon goes without them
+        // (the peers' rows then need NCCL 2.29+ at run time) rather than not at all.
+        if (!(error instanceof BuildError) || flagsFor(source) === flags) throw error;
+        console.log(`  ${name} did not build with NCCL's device headers; building it without them:\n${error.message.split('\n').slice(0, 6).join('\n')}`);
+        output = await run(nvcc.path, [...flags, '-c', name, '-o', `${object}.tmp`], `compiling ${name}`);
+        deviceApiBuilt = false;
+      }
       renameSync(`${object}.tmp`, object);
       console.log(`  compiled ${name} (${seconds(start)})${output.trim() ? `\n${output.trimEnd()}` : ''}`);
     }),
@@ -244,6 +279,8 @@ async function build(options) {
       node: process.version,
       napiVersion: NAPI_VERSION,
       platform: `${process.platform}-${process.arch}`,
+      ncclDeviceHeaders: ncclDeviceHeaders ?? null,
+      ncclDeviceApi: deviceApiBuilt,
     }, null, 2)}\n`,
   );
   console.log(`  linked (${seconds(start)})`);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Data parallelism on a machine of several GPUs, in one go (issue 6's checks):
 #   1. test/cuda-distributed.test.ts: 2 ranks over NCCL give one GPU's weights (1e-5);
-#   2. the scaling benchmark: Outbrain, global batch 131,072, --amp, on 1 GPU and on N GPUs,
-#      each `runs` times (the figures to report are the medians), then N GPUs with --profile,
-#      then N GPUs with NCCL forced onto sockets (a stand-in for several hosts).
+#   2. the scaling benchmark: Outbrain, global batch 131,072, --amp, on 1 GPU, on N GPUs (the large
+#      tables' rows read from the peers where the GPUs reach each other), and on N GPUs with the
+#      rows all-gathered as records (WNDC_CUDA_EXCHANGE=records), each `runs` times (the figures
+#      to report are the medians), then N GPUs with --profile, then N GPUs with NCCL forced onto
+#      sockets (a stand-in for several hosts, so records: no GPU reads another's memory there).
 # Usage (through the device tool): source .device/on-device.sh; bash scripts/gpu-scaling.sh [N] [runs]
 # Logs go to $OUT (the device tool's output folder) or /tmp/wndc-gpu-scaling.
 set -uo pipefail
@@ -15,7 +17,7 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 export NCCL_NVLS_ENABLE=0
 
-timeout 180 node --import tsx --test --test-reporter=spec test/cuda-distributed.test.ts > "$out/distributed-test.txt" 2>&1
+timeout 300 node --import tsx --test --test-reporter=spec test/cuda-distributed.test.ts > "$out/distributed-test.txt" 2>&1
 grep -E "^ℹ (tests|pass|fail|skipped)|✖" "$out/distributed-test.txt" | head -20
 
 spec=examples/outbrain/outbrain.wnd
@@ -27,9 +29,10 @@ bench() {
 for i in $(seq "$runs"); do
   bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}"
   bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
+  bench env WNDC_CUDA_EXCHANGE=records node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
 done
 bench node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus" --profile
-bench env NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
+bench env NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 WNDC_CUDA_EXCHANGE=records node --import tsx cli/wndc.ts run "$spec" "${common[@]}" --gpus "$gpus"
 
 # Medians per command line (examples/s), and the scaling against one GPU.
 node -e '

@@ -46,9 +46,18 @@ train {
 }
 `;
 
-function runRank(dir: string, rank: number, size: number): Promise<{ code: number | null; output: string }> {
+/**
+ * WNDC_CUDA_EXCHANGE for the ranks: `records` all-gathers the large tables' touched rows; `default`
+ * leaves it unset (read from the peers where possible); anything else is passed as it is.
+ */
+type Exchange = 'records' | 'default' | (string & {});
+
+function runRank(dir: string, rank: number, size: number, exchange: Exchange): Promise<{ code: number | null; output: string }> {
+  const env = { ...process.env };
+  if (exchange === 'default') delete env.WNDC_CUDA_EXCHANGE;
+  else env.WNDC_CUDA_EXCHANGE = exchange;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env: process.env });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -63,7 +72,7 @@ function runRank(dir: string, rank: number, size: number): Promise<{ code: numbe
 interface RankResult {
   losses: number[];
   state: { name: string; data: number[] }[];
-  exchange: { table: string; mode: string }[];
+  exchange: { table: string; mode: string; note?: string }[];
 }
 
 /**
@@ -73,6 +82,7 @@ interface RankResult {
 async function gpusAndOne(
   config: { steps: number; batch: number; seed: number; amp?: 'bf16' },
   size = 2,
+  exchange: Exchange = 'default',
 ): Promise<string | { ranks: RankResult[]; losses: number[]; reference: Map<string, Float32Array> }> {
   const availability = cudaAvailability();
   if (!availability.ok) return availability.reason;
@@ -81,7 +91,7 @@ async function gpusAndOne(
   writeFileSync(join(dir, 'spec.wnd'), SPEC);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   const all = Array.from({ length: size }, (_, rank) => rank);
-  const runs = await Promise.all(all.map((rank) => runRank(dir, rank, size)));
+  const runs = await Promise.all(all.map((rank) => runRank(dir, rank, size, exchange)));
   runs.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank} failed:\n${r.output}`));
   const ranks = all.map((rank) => JSON.parse(readFileSync(join(dir, `result-${rank}.json`), 'utf8')) as RankResult);
   // The reference: one process, one GPU, the whole global batches.
@@ -130,45 +140,80 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
   return overall;
 }
 
-test('two GPUs over NCCL, global batch 64 (32 rows each): the losses and every parameter and slot of one GPU with batch 64, after 4 steps; both ranks identical', async (t) => {
-  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 });
-  if (typeof outcome === 'string') return t.skip(outcome);
-  const { ranks, losses, reference } = outcome;
+/**
+ * The tables' ways: the small ones summed whole, `doc_id`'s (large) as `large` says: `rows` with
+ * WNDC_CUDA_EXCHANGE=records; unset, `peer` where the GPUs reach each other's memory, else `rows`
+ * with a note saying why. Returns the large tables' mode.
+ */
+function assertExchange(result: RankResult, exchange: Exchange): string {
+  const large = result.exchange.find((x) => x.table === 'wide/features/doc_id')!.mode;
+  if (exchange === 'records') assert.equal(large, 'rows');
+  else if (large === 'rows') assert.ok(result.exchange.find((x) => x.table === 'wide/features/doc_id')!.note, 'rows instead of peer, without a note saying why');
+  else assert.equal(large, 'peer');
   assert.deepEqual(
-    ranks[0]!.exchange.map((x) => `${x.table}: ${x.mode}`),
+    result.exchange.map((x) => `${x.table}: ${x.mode}`),
     [
       'wide/features/user_id: dense',
-      'wide/features/doc_id: rows',
+      `wide/features/doc_id: ${large}`,
       'wide/features/tag: dense',
       'deep/embeddings/user_id_embedding: dense',
-      'deep/embeddings/doc_id_embedding: rows',
+      `deep/embeddings/doc_id_embedding: ${large}`,
       'deep/embeddings/tag_embedding: dense',
     ],
   );
-  assertReplicasIdentical(ranks);
-  // Float32 sums in another order (per rank, then across ranks; atomic adds in both): 1e-5 relative.
-  t.diagnostic(`worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
-});
+  return large;
+}
 
-test('two GPUs with --amp (bf16 row records): both ranks identical, and within bf16 rounding of one GPU after 4 steps', async (t) => {
-  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, amp: 'bf16' });
-  if (typeof outcome === 'string') return t.skip(outcome);
-  const { ranks, losses, reference } = outcome;
-  assertReplicasIdentical(ranks);
-  // The row records round each rank's row gradients to bf16 (relative 2^-9), on top of bf16
-  // activations: 1e-5 (relative, absolute below 1; 1.5e-8 measured on two H200s) after 4 steps.
-  t.diagnostic(`worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
-});
-
-test('four GPUs (records added back in rank order, float32 and bf16): every rank identical, and one GPU\'s weights', async (t) => {
-  for (const amp of [undefined, 'bf16'] as const) {
-    const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, ...(amp !== undefined ? { amp } : {}) }, 4);
+for (const exchange of ['default', 'records'] as const) {
+  const how = exchange === 'records' ? 'row records all-gathered' : "large tables' rows read from the peer";
+  test(`two GPUs over NCCL (${how}), global batch 64 (32 rows each): the losses and every parameter and slot of one GPU with batch 64, after 4 steps; both ranks identical`, async (t) => {
+    const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, exchange);
     if (typeof outcome === 'string') return t.skip(outcome);
     const { ranks, losses, reference } = outcome;
+    const mode = assertExchange(ranks[0]!, exchange);
     assertReplicasIdentical(ranks);
-    // bf16: the ranks' products have other shapes than one GPU's (other cuBLASLt algorithms, so
-    // activations a bf16 ulp apart here and there) and the records round row gradients to bf16:
-    // within one bf16 ulp, 2^-8 (on four H200s: 6e-5 on the loss, 6.9e-4 on the worst tensor).
-    t.diagnostic(`${amp ?? 'fp32'}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, amp === undefined ? 1e-5 : 2 ** -8)}`);
-  }
+    // Float32 sums in another order (per rank, then across ranks; atomic adds in both): 1e-5 relative.
+    t.diagnostic(`${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+  });
+
+  test(`two GPUs with --amp (${exchange === 'records' ? 'bf16 row records' : "the peer's float32 rows"}): both ranks identical, and within bf16 rounding of one GPU after 4 steps`, async (t) => {
+    const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, amp: 'bf16' }, 2, exchange);
+    if (typeof outcome === 'string') return t.skip(outcome);
+    const { ranks, losses, reference } = outcome;
+    const mode = assertExchange(ranks[0]!, exchange);
+    assertReplicasIdentical(ranks);
+    // Row records round each rank's row gradients to bf16 (relative 2^-9; the peers' rows stay
+    // float32), on top of bf16 activations: 1e-5 (relative, absolute below 1; 1.5e-8 measured on two
+    // H200s with records, on two H100s either way) after 4 steps.
+    t.diagnostic(`${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+  });
+
+  test(`four GPUs (${exchange === 'records' ? 'records added back in rank order' : 'the peers\' rows summed in rank order'}, float32 and bf16): every rank identical, and one GPU's weights`, async (t) => {
+    for (const amp of [undefined, 'bf16'] as const) {
+      const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, ...(amp !== undefined ? { amp } : {}) }, 4, exchange);
+      if (typeof outcome === 'string') return t.skip(outcome);
+      const { ranks, losses, reference } = outcome;
+      const mode = assertExchange(ranks[0]!, exchange);
+      assertReplicasIdentical(ranks);
+      // bf16: the ranks' products have other shapes than one GPU's (other cuBLASLt algorithms, so
+      // activations a bf16 ulp apart here and there) and records round row gradients to bf16
+      // (the peers' rows do not):
+      // within one bf16 ulp, 2^-8 (on four H200s: 6e-5 on the loss, 6.9e-4 on the worst tensor).
+      t.diagnostic(`${amp ?? 'fp32'}, ${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, amp === undefined ? 1e-5 : 2 ** -8)}`);
+    }
+  });
+}
+
+test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the choices', async (t) => {
+  const availability = cudaAvailability();
+  if (!availability.ok) return t.skip(availability.reason);
+  if (availability.devices.length < 2) return t.skip(`${availability.devices.length} GPU(s) here; the test needs 2`);
+  const dir = mkdtempSync(join(tmpdir(), 'wndc-dp-'));
+  writeFileSync(join(dir, 'spec.wnd'), SPEC);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ steps: 1, batch: 64, seed: 3 }));
+  const runs = await Promise.all([0, 1].map((rank) => runRank(dir, rank, 2, 'sideways')));
+  runs.forEach((r, rank) => {
+    assert.notEqual(r.code, 0, `rank ${rank} went on`);
+    assert.match(r.output, /WNDC_CUDA_EXCHANGE=sideways: expected peer \(read the large tables' rows from the other GPUs\), records \(all-gather them\) or fp32/);
+  });
 });

@@ -20,7 +20,7 @@ import { compileSource } from '../compiler/compile.js';
 import type { ModelIR } from '../compiler/ir.js';
 import type { Batch } from '../runtime/data/contracts.js';
 import { openShards } from '../runtime/data/shards.js';
-import type { NativeAddon, NativeBatch, NativeDevice, NativeGradients, NativeModel, NativePlan, NativeStepScalars } from '../runtime/engine/cuda/addon-api.js';
+import type { NativeAddon, NativeBatch, NativeDevice, NativeGradients, NativeModel, NativePlan, NativeStepScalars, TableExchange } from '../runtime/engine/cuda/addon-api.js';
 import { CudaEngine, type CudaEngineOptions } from '../runtime/engine/cuda/engine.js';
 import { cudaAvailability, CudaUnavailableError } from '../runtime/engine/cuda/load-addon.js';
 import type { Engine, Gradients, LearningRates, NamedTensor, StepResult } from '../runtime/engine/engine.js';
@@ -206,7 +206,7 @@ class RecordingModel implements NativeModel {
   broadcastState(root: number): void {
     this.world.push(`broadcast from ${root}`);
   }
-  exchangePlan(): { table: string; mode: 'dense' | 'rows' }[] {
+  exchangePlan(): TableExchange[] {
     return [];
   }
   dispose(): void {

@@ -111,4 +111,16 @@ static_assert(NCCL_VERSION_CODE >= wndc::nccl::kConfigVersion, "this nccl.h is o
 #define WNDC_CHECK_NCCL_FUNCTION(name) \
   static_assert(SameShape<wndc::nccl::name##_t, decltype(&::name)>::value, #name " has another signature");
 WNDC_NCCL_FUNCTIONS(WNDC_CHECK_NCCL_FUNCTION)
+// The optional ones, where this nccl.h has them: symmetric memory since 2.27, the host-side peer
+// pointer since 2.29.
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 27, 0)
+static_assert(wndc::nccl::kWinCollSymmetric == NCCL_WIN_COLL_SYMMETRIC, "NCCL_WIN_COLL_SYMMETRIC");
+WNDC_CHECK_NCCL_FUNCTION(ncclMemAlloc)
+WNDC_CHECK_NCCL_FUNCTION(ncclMemFree)
+WNDC_CHECK_NCCL_FUNCTION(ncclCommWindowRegister)
+WNDC_CHECK_NCCL_FUNCTION(ncclCommWindowDeregister)
+#endif
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 29, 0)
+WNDC_CHECK_NCCL_FUNCTION(ncclGetPeerDevicePointer)
+#endif
 #endif

@@ -598,8 +598,9 @@ WNDC_METHOD(modelExchangePlan, 0, {
   check(env, napi_create_array_with_length(env, plan.size(), &list));
   for (size_t i = 0; i < plan.size(); i++) {
     napi_value item = object(env);
-    set(env, item, "table", string(env, plan[i].first));
-    set(env, item, "mode", string(env, plan[i].second));
+    set(env, item, "table", string(env, plan[i].table));
+    set(env, item, "mode", string(env, plan[i].mode));
+    if (!plan[i].note.empty()) set(env, item, "note", string(env, plan[i].note));
     check(env, napi_set_element(env, list, (uint32_t)i, item));
   }
   return list;

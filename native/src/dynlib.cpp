@@ -193,18 +193,21 @@ std::string loadNccl() {
       {"libnccl.so.2", "libnccl.so"},
       "PyTorch's pip install keeps it in site-packages/nvidia/nccl/lib",
   };
-  const std::vector<const char*> names = {
 #define WNDC_NAME(name) #name,
-      WNDC_NCCL_FUNCTIONS(WNDC_NAME)
+  const std::vector<const char*> names = {WNDC_NCCL_FUNCTIONS(WNDC_NAME)};
+  const std::vector<const char*> optional = {WNDC_NCCL_OPTIONAL_FUNCTIONS(WNDC_NAME)};
 #undef WNDC_NAME
-  };
-  return library.load(spec, names, [](Nccl& api, const std::vector<void*>& addresses) -> std::string {
-    size_t i = 0;
+  return library.load(
+      spec, names,
+      [](Nccl& api, const std::vector<void*>& addresses) -> std::string {
+        size_t i = 0;
 #define WNDC_ASSIGN(name) api.name = reinterpret_cast<name##_t>(addresses[i++]);
-    WNDC_NCCL_FUNCTIONS(WNDC_ASSIGN)
+        WNDC_NCCL_FUNCTIONS(WNDC_ASSIGN)
+        WNDC_NCCL_OPTIONAL_FUNCTIONS(WNDC_ASSIGN)
 #undef WNDC_ASSIGN
-    return "";
-  });
+        return "";
+      },
+      optional);
 }
 
 const Nccl& nccl() { return library.get("NCCL is not loaded (call loadLibraries with nccl: true first)"); }

@@ -60,14 +60,22 @@ class LoadedApi {
   /** Copies `addresses` (in the order of `names`) into `api`; returns "" to keep the library, else why not. */
   using Fill = std::function<std::string(Api& api, const std::vector<void*>& addresses)>;
 
-  std::string load(const LibrarySpec& spec, const std::vector<const char*>& names, const Fill& fill) {
+  /**
+   * `optional` names follow `names` in the addresses `fill` gets: null where the library lacks
+   * them (features of newer versions, which the caller checks before use).
+   */
+  std::string load(const LibrarySpec& spec, const std::vector<const char*>& names, const Fill& fill, const std::vector<const char*>& optional = {}) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!path_.empty()) return path_;
     Api candidate;
     path_ = loadFirst(spec, [&](void* handle) -> std::string {
       std::vector<void*> addresses;
       const std::string missing = resolveAll(handle, names, addresses);
-      return missing.empty() ? fill(candidate, addresses) : missing;
+      if (!missing.empty()) return missing;
+      std::vector<void*> extra;
+      resolveAll(handle, optional, extra);
+      addresses.insert(addresses.end(), extra.begin(), extra.end());
+      return fill(candidate, addresses);
     });
     api_ = candidate;
     ready_.store(true, std::memory_order_release);

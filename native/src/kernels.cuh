@@ -136,15 +136,36 @@ void launchMovingAverage(cudaStream_t s, float* average, const float* value, int
 // --- optimizers, casts, fp16 checks ---
 void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, const float* grad, float* slot0, float* slot1, long long n,
                       const float* lossScale, const int* skip);
-/** Applies each touched row's gradient (then clears it and the flag); with apply false only clears. */
 /** The two parts' optimizers (wide, deep), passed by value to the sparse kernel. */
 struct OptimizerPair {
   OptimizerArgs part[2];
 };
+/**
+ * Data parallelism over symmetric memory: every rank's table accumulators and touched flags, as
+ * this GPU addresses them (device arrays of `size` pointers, rank order; this rank's are local),
+ * and which tables take their rows' gradients from them (`tablePeer`, per table). size 0: none.
+ */
+struct PeerRows {
+  const float* const* grads = nullptr;
+  const unsigned char* const* touched = nullptr;
+  const int* tablePeer = nullptr;
+  int size = 0;
+  /** Per entry of the row list (launchListAnyRank): the ranks (bit r) that flagged the row. */
+  unsigned* listRanks = nullptr;
+};
+/**
+ * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
+ * Rows of `peers`' tables (listed by launchListAnyRank) take the sum of the rows of the ranks that
+ * flagged them, in rank order (the same bits on every rank), and are left for launchClearPeerRows:
+ * the other ranks may still read them.
+ */
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount,
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
                        float* const* tables, float* const* slot0, float* const* slot1, int tableCount, float* keyGrad,
-                       unsigned char* touched, const float* lossScale, const int* skip, bool apply);
+                       unsigned char* touched, const float* lossScale, const int* skip, bool apply, const PeerRows& peers = {});
+/** Clears this rank's gradient and flag of each listed row of `peers`' tables, once no rank reads them. */
+void launchClearPeerRows(cudaStream_t s, const PeerRows& peers, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
+                         const long long* tableGradBase, const int* tableDim, int tableCount, float* keyGrad, unsigned char* touched);
 /** Sets *flag when any gradient value is Inf or NaN. */
 void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag);
 void launchCheckFiniteRows(cudaStream_t s, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
@@ -175,18 +196,29 @@ inline __host__ __device__ long long recordWords(long long capacity, int dim, bo
 }
 /** Whether a table's records use whole float4s (dim % 4 == 0 and aligned rows): bfloat16 records need it. */
 bool recordVectorised(const float* grad, int dim);
-/** A range of flags to list: indices i < rows with flags[i] != 0 are appended to `list`, their number added to *count. */
+/** A range of flags to list: offset + i for the indices i < rows with flags[i] != 0 are appended to `list`, their number added to *count. */
 struct FlagRange {
   const unsigned char* flags;
   long long rows;
   int* list;
   int* count;
+  long long offset = 0;
 };
 /**
  * Lists the flagged indices of each range in one launch, in no set order (the counts must start at
  * zero); `mostRows` is the longest range. Cheaper than launchSelectFlagged per range where order does not matter.
  */
 void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows);
+/** Rows begin .. begin + rows - 1 of the accumulator (one table's). */
+struct RowRange {
+  long long begin, rows;
+};
+/**
+ * Lists (in no set order) the rows of each range flagged on any rank of `peers`, into one list, and
+ * beside each entry the ranks that flagged it (peers.listRanks); *count must start at zero;
+ * `mostRows` is the longest range.
+ */
+void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ranges, int rangeCount, long long mostRows, int* list, int* count);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
 enum class PackMode { Clear, Keep };
 /** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */

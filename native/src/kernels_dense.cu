@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include <thrust/iterator/counting_iterator.h>
 #include <cub/device/device_select.cuh>
@@ -364,9 +365,39 @@ __device__ __forceinline__ int tableOf(long long row, const long long* base, int
   return lo;
 }
 
+/**
+ * The gradients at `offset` of the ranks in `ranks` (bit r: rank r flagged the row; the others hold
+ * zeros there), summed in rank order: the same bits on every rank. The loads are issued together.
+ */
+template <typename V>
+__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks, long long offset) {
+  constexpr int kBatch = 8;
+  V sum{};
+  bool any = false;
+  while (ranks != 0u) {
+    V v[kBatch];
+    int n = 0;
+#pragma unroll
+    for (int k = 0; k < kBatch; k++) {
+      if (ranks == 0u) break;
+      v[k] = *reinterpret_cast<const V*>(peers.grads[__ffs(ranks) - 1] + offset);
+      ranks &= ranks - 1u;
+      n = k + 1;
+    }
+#pragma unroll
+    for (int k = 0; k < kBatch; k++) {
+      if (k >= n) break;
+      if constexpr (std::is_same<V, float4>::value) sum = any ? make_float4(sum.x + v[k].x, sum.y + v[k].y, sum.z + v[k].z, sum.w + v[k].w) : v[k];
+      else sum = any ? sum + v[k] : v[k];
+      any = true;
+    }
+  }
+  return sum;
+}
+
 __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* count, const long long* tableRowBase, const long long* tableGradBase,
                             const int* tableDim, const int* tablePart, float* const* tables, float* const* slot0, float* const* slot1, int tableCount,
-                            float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply, bool vectorRows) {
+                            float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply, bool vectorRows, PeerRows peers) {
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
   const bool update = apply && !(skip && *skip);
@@ -377,10 +408,15 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
     const int t = tableOf(row, tableRowBase, tableCount);
     const long long local = row - tableRowBase[t];
     const int dim = tableDim[t];
-    float* g = keyGrad + tableGradBase[t] + local * dim;
+    const long long offset = tableGradBase[t] + local * dim;
+    float* g = keyGrad + offset;
     float* w = tables[t] + local * dim;
     float* s0 = slot0[t] ? slot0[t] + local * dim : nullptr;
     float* s1 = slot1[t] ? slot1[t] + local * dim : nullptr;
+    // A table read from every rank: the gradient is the ranks' sum, and this rank's row and
+    // flag stay until no rank reads them (launchClearPeerRows).
+    const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
+    const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
     // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
     // (more bytes in flight per SM than four dependent rounds of scalar loads).
     const uintptr_t addresses = reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(s0) | reinterpret_cast<uintptr_t>(s1);
@@ -390,7 +426,7 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
         float4* gv = reinterpret_cast<float4*>(g + d);
         if (update) {
           float4* wv = reinterpret_cast<float4*>(w + d);
-          const float4 gradient = *gv;
+          const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d) : *gv;
           float4 weight = *wv;
           float4 a = s0 ? *reinterpret_cast<const float4*>(s0 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
           float4 b = s1 ? *reinterpret_cast<const float4*>(s1 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -402,20 +438,44 @@ __global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* c
           if (s0) *reinterpret_cast<float4*>(s0 + d) = a;
           if (s1) *reinterpret_cast<float4*>(s1 + d) = b;
         }
-        *gv = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (!fromRanks) *gv = make_float4(0.f, 0.f, 0.f, 0.f);
       }
-      if (lane == 0) touched[row] = 0;
+      if (lane == 0 && !fromRanks) touched[row] = 0;
       continue;
     }
     if (update) {
       const OptimizerArgs& o = opt.part[tablePart[t]];
       for (int d = lane; d < dim; d += 32) {
         float v = w[d];
-        optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, g[d] * unscale);
+        const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d) : g[d];
+        optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, gradient * unscale);
         w[d] = v;
       }
     }
+    if (fromRanks) continue;
     for (int d = lane; d < dim; d += 32) g[d] = 0.0f;
+    if (lane == 0) touched[row] = 0;
+  }
+}
+
+/** Warp per listed row of a table read from every rank: zeroes this rank's row (where it flagged it) and flag. */
+__global__ void clearPeerRows(PeerRows peers, const int* rowsList, const int* count, const long long* tableRowBase, const long long* tableGradBase,
+                              const int* tableDim, int tableCount, float* keyGrad, unsigned char* touched) {
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  const long long total = *count;
+  for (long long i = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); i < total; i += warps) {
+    const long long row = rowsList[i];
+    const int t = tableOf(row, tableRowBase, tableCount);
+    if (!peers.tablePeer[t] || touched[row] == 0) continue;
+    const int dim = tableDim[t];
+    float* g = keyGrad + tableGradBase[t] + (row - tableRowBase[t]) * dim;
+    if (dim % 4 == 0 && reinterpret_cast<uintptr_t>(g) % 16 == 0) {
+      for (int d = lane * 4; d < dim; d += 128) *reinterpret_cast<float4*>(g + d) = make_float4(0.f, 0.f, 0.f, 0.f);
+    } else {
+      for (int d = lane; d < dim; d += 32) g[d] = 0.0f;
+    }
+    __syncwarp();
     if (lane == 0) touched[row] = 0;
   }
 }
@@ -575,14 +635,22 @@ void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, cons
 
 void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
                        const long long* tableGradBase, const int* tableDim, const int* tablePart, float* const* tables, float* const* slot0,
-                       float* const* slot1, int tableCount, float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply) {
+                       float* const* slot1, int tableCount, float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply,
+                       const PeerRows& peers) {
   if (maxCount == 0 || tableCount == 0) return;
   // Rows of whole float4s take float4 loads and stores (+1.4% for two H100s on Outbrain);
   // WNDC_CUDA_VECTOR_SPARSE=0 keeps them scalar, for comparisons.
   static const bool vectorRows = [] { const char* v = std::getenv("WNDC_CUDA_VECTOR_SPARSE"); return !(v && std::string(v) == "0"); }();
   sparseApply<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(opt, rowsList, count, tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0,
-                                                                   slot1, tableCount, keyGrad, touched, lossScale, skip, apply, vectorRows);
+                                                                   slot1, tableCount, keyGrad, touched, lossScale, skip, apply, vectorRows, peers);
   checkLaunch("sparse optimizer kernel");
+}
+
+void launchClearPeerRows(cudaStream_t s, const PeerRows& peers, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
+                         const long long* tableGradBase, const int* tableDim, int tableCount, float* keyGrad, unsigned char* touched) {
+  if (maxCount == 0 || tableCount == 0 || peers.size == 0) return;
+  clearPeerRows<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(peers, rowsList, count, tableRowBase, tableGradBase, tableDim, tableCount, keyGrad, touched);
+  checkLaunch("clear the rows read from every rank kernel");
 }
 
 void launchCheckFinite(cudaStream_t s, const float* v, long long n, int* flag) {

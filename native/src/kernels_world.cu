@@ -113,21 +113,41 @@ __global__ void unpackRecord1(const int* record, int capacity, float* grad, int 
   }
 }
 
+/** Flagged in one rank's flags (1), or not (0). */
+struct OwnFlag {
+  const unsigned char* flags;
+  __device__ unsigned operator()(long long i) const { return flags[i] != 0 ? 1u : 0u; }
+};
+
+/** The ranks (bit r) whose flag of row begin + i is set (their flags read directly: symmetric memory). */
+struct AnyRankFlag {
+  PeerRows peers;
+  long long begin;
+  __device__ unsigned operator()(long long i) const {
+    unsigned ranks = 0;
+    for (int r = 0; r < peers.size; r++)
+      if (peers.touched[r][begin + i] != 0) ranks |= 1u << r;
+    return ranks;
+  }
+};
+
 /**
- * Lists the flagged indices of range blockIdx.y: one pass, one atomic per block and step (the
- * block's warps take consecutive places). The order is the blocks' arrival order: every use of
- * these lists treats each row on its own (a record's rows are distinct; the optimizers update
- * each row alone), so the sums and updates do not depend on it.
+ * Appends offset + i for the indices i < rows where `flagged(i)` != 0 to `list` (and that value to
+ * `values`, when given): one pass, one atomic
+ * per block and step (the block's warps take consecutive places). The order is the blocks' arrival order: every
+ * use of these lists treats each row on its own (a record's rows are distinct; the optimizers
+ * update each row alone), so the sums and updates do not depend on it.
  */
-__global__ void listFlagged(const FlagRange* ranges) {
+template <typename Flagged>
+__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long offset = 0, unsigned* values = nullptr) {
   __shared__ int warpCounts[32];
   __shared__ int blockBase;
-  const FlagRange r = ranges[blockIdx.y];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  for (long long base = (long long)blockIdx.x * blockDim.x; base < r.rows; base += (long long)gridDim.x * blockDim.x) {
-    const long long i = base + threadIdx.x;
-    const bool flagged = i < r.rows && r.flags[i] != 0;
-    const unsigned mask = __ballot_sync(0xffffffffu, flagged);
+  for (long long start = (long long)blockIdx.x * blockDim.x; start < rows; start += (long long)gridDim.x * blockDim.x) {
+    const long long i = start + threadIdx.x;
+    const unsigned value = i < rows ? flagged(i) : 0u;
+    const bool on = value != 0u;
+    const unsigned mask = __ballot_sync(0xffffffffu, on);
     if (lane == 0) warpCounts[warp] = __popc(mask);
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -137,12 +157,28 @@ __global__ void listFlagged(const FlagRange* ranges) {
         warpCounts[w] = total;
         total += c;
       }
-      blockBase = total > 0 ? atomicAdd(r.count, total) : 0;
+      blockBase = total > 0 ? atomicAdd(count, total) : 0;
     }
     __syncthreads();
-    if (flagged) r.list[blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int>(i);
+    if (on) {
+      const int place = blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u));
+      list[place] = static_cast<int>(offset + i);
+      if (values) values[place] = value;
+    }
     __syncthreads();
   }
+}
+
+/** Range blockIdx.y's flagged indices. */
+__global__ void listFlagged(const FlagRange* ranges) {
+  const FlagRange r = ranges[blockIdx.y];
+  compactFlagged(r.rows, OwnFlag{r.flags}, r.list, r.count, r.offset);
+}
+
+/** Range blockIdx.y's rows flagged on any rank, as rows of the whole accumulator. */
+__global__ void listAnyRank(PeerRows peers, const RowRange* ranges, int* list, int* count) {
+  const RowRange r = ranges[blockIdx.y];
+  compactFlagged(r.rows, AnyRankFlag{peers, r.begin}, list, count, r.begin, peers.listRanks);
 }
 
 }  // namespace
@@ -152,6 +188,12 @@ void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, 
   const int blocks = blocksFor(std::max<long long>(mostRows, 1), 256, 1024);
   listFlagged<<<dim3(blocks, rangeCount), 256, 0, s>>>(ranges);
   checkLaunch("list flagged rows kernel");
+}
+
+void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ranges, int rangeCount, long long mostRows, int* list, int* count) {
+  if (rangeCount == 0) return;
+  listAnyRank<<<dim3(blocksFor(std::max<long long>(mostRows, 1), 256, 1024), rangeCount), 256, 0, s>>>(peers, ranges, list, count);
+  checkLaunch("list every rank's flagged rows kernel");
 }
 
 bool recordVectorised(const float* grad, int dim) { return dim % 4 == 0 && reinterpret_cast<uintptr_t>(grad) % 16 == 0; }

@@ -43,10 +43,17 @@ class DeviceMemory {
                   "; the GPU has " + mib(freeBytes) + " free of " + mib(totalBytes) +
                   ". Lower the batch size (--global_batch_size), the tables' buckets or dims, or use a GPU with more memory");
     }
-    blocks_[p] = {name, bytes};
+    blocks_[p] = {name, bytes, true};
     used_ += bytes;
     peak_ = std::max(peak_, used_);
     return p;
+  }
+
+  /** Counts (and names) a block allocated elsewhere, which its owner frees: release() only forgets it. */
+  void adopt(const std::string& name, void* p, size_t bytes) {
+    blocks_[p] = {name, bytes, false};
+    used_ += bytes;
+    peak_ = std::max(peak_, used_);
   }
 
   template <typename T>
@@ -57,13 +64,15 @@ class DeviceMemory {
   void release(void* p) {
     auto found = blocks_.find(p);
     if (found == blocks_.end()) return;
-    used_ -= found->second.second;
+    used_ -= found->second.bytes;
+    const bool owned = found->second.owned;
     blocks_.erase(found);
-    cudaFree(p);
+    if (owned) cudaFree(p);
   }
 
   void releaseAll() {
-    for (auto& [p, block] : blocks_) cudaFree(p);
+    for (auto& [p, block] : blocks_)
+      if (block.owned) cudaFree(p);
     blocks_.clear();
     used_ = 0;
   }
@@ -80,7 +89,7 @@ class DeviceMemory {
   /** Bytes per category (the part of a name before ':'), largest first. */
   std::vector<std::pair<std::string, long long>> items() const {
     std::map<std::string, long long> byCategory;
-    for (auto& [p, block] : blocks_) byCategory[block.first.substr(0, block.first.find(':'))] += block.second;
+    for (auto& [p, block] : blocks_) byCategory[block.name.substr(0, block.name.find(':'))] += block.bytes;
     std::vector<std::pair<std::string, long long>> out(byCategory.begin(), byCategory.end());
     std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second > b.second; });
     return out;
@@ -93,7 +102,12 @@ class DeviceMemory {
     return text.empty() ? text : text + ")";
   }
 
-  std::map<void*, std::pair<std::string, size_t>> blocks_;
+  struct Block {
+    std::string name;
+    size_t bytes;
+    bool owned;
+  };
+  std::map<void*, Block> blocks_;
   long long used_ = 0, peak_ = 0;
 };
 
@@ -667,12 +681,14 @@ class ModelImpl final : public Model {
   }
 
   /**
-   * The backward pass. Alone, each layer's kernel gradient follows its activation gradient. In a
-   * data-parallel step (`exchanging`), the input-gradient chain runs first, down to the table
-   * gradients, so that the tables cross the ranks (communication stream) while the kernel-gradient
-   * products run (compute stream); each kernel gradient is all-reduced as soon as it is made. With
-   * `sideScalars` each optimizer runs once its sums are in (dense ones on the communication stream,
-   * the tables' on the side stream) and the compute stream waits for the tables and the loss only
+   * The backward pass. One GPU: each layer's kernel-gradient product runs beside the chain as soon
+   * as its dPre is made (productBeside), or inline. In a data-parallel step (`exchanging`) with row
+   * records, the input-gradient chain runs first, down to the table gradients, so that the tables
+   * cross the ranks (communication stream) while the kernel-gradient products run after it (compute
+   * stream); with the peers' rows the products run beside the chain, as on one GPU (dpBeside_).
+   * Either way each kernel gradient is all-reduced as soon as it is made. With `sideScalars` each
+   * optimizer runs once its sums are in (dense ones on the communication stream, the tables' on the
+   * side and small-tables streams) and the compute stream waits for the tables and the loss only
    * (the kernels: settleKernels); without, it waits for every exchange.
    */
   void backward(long long step, const std::vector<const float*>* masks, bool exchanging, const StepScalars* sideScalars) {
@@ -687,11 +703,19 @@ class ModelImpl final : public Model {
     // One GPU: each kernel-gradient product on its own stream as soon as its dPre is made, beside
     // the rest of the chain. Data-parallel steps keep them for after the chain instead, beside the
     // tables' exchange, which otherwise has nothing to overlap (measured: docs/distributed.md).
-    const bool beside = productStream_ != nullptr && !exchanging && !layerDPre_.empty();
+    // With the peers' rows (little left to overlap after the chain) they go beside the chain in
+    // data-parallel steps too (WNDC_CUDA_DP_BESIDE=0: after it).
+    const bool beside = productStream_ != nullptr && (!exchanging || dpBeside_) && !layerDPre_.empty();
     // Each layer keeps its own dPre (the products run after the chain, or beside it).
     const bool perLayer = (exchanging || beside) && !layerDPre_.empty();
     // Data parallelism without the products beside: they run after the chain, beside the tables' exchange.
     const bool deferKernels = exchanging && perLayer && !beside;
+    // The last data-parallel step's rows read from every rank are cleared (clearPeerRows) before
+    // this pass adds into the accumulators.
+    if (peerRowsPending_) {
+      check(cudaStreamWaitEvent(stream_, peerRowsCleared_, 0), "wait for the tables' rows to be cleared");
+      peerRowsPending_ = false;
+    }
     if (hasWide_) {
       if (plan_.wideBias >= 0) launchSum(stream_, dz_, size, buffers_[plan_.wideBias].grad, 1.0f);
       if (plan_.wideNumeric >= 0) {
@@ -706,6 +730,7 @@ class ModelImpl final : public Model {
         onComm([&] { countTouchedRows(); }, false);
         exchangeTables(sideScalars);
         joinComm();
+        clearPeerRows();
       }
       return;
     }
@@ -781,7 +806,7 @@ class ModelImpl final : public Model {
       launchEmbeddingBackward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, dOut_[flip], plan_.deepInputWidth, keyGrad_, touched_);
       mark("embedding gradients");
     }
-    if (beside) {
+    if (beside && !exchanging) {
       // productsDone_ follows the last product (productBeside); the dense optimizers read them all.
       check(cudaStreamWaitEvent(stream_, productsDone_, 0), "wait for the kernel gradients");
       productsPending_ = false;
@@ -789,8 +814,9 @@ class ModelImpl final : public Model {
     }
     if (!exchanging) return;
     // Every gradient but the hidden layers' kernels is final here (see the arena's layout in build),
-    // and every touched row is flagged: the communication stream counts them per table, while the
-    // compute stream goes on with the kernel gradients, queued before the host waits for the counts.
+    // and every touched row is flagged: with records the communication stream counts them per table,
+    // while the compute stream goes on with the kernel gradients (queued before the host waits for
+    // the counts); with the peers' rows the products are already on their own stream.
     stamp(stream_, "compute: backward chain done");
     onComm([&] { countTouchedRows(); }, false);
     for (size_t i = 0; deferKernels && i < last; i++) {
@@ -801,7 +827,9 @@ class ModelImpl final : public Model {
       mark("layer ", i, " kernel gradient (tables crossing the ranks meanwhile)");
     }
     exchangeTables(sideScalars);
-    for (size_t i = 0; perLayer && i < last; i++) {
+    for (size_t k = 0; perLayer && k < last; k++) {
+      // In the order they are made: beside the chain the top layer first, after it layer 0 first.
+      const size_t i = beside ? last - 1 - k : k;
       const int p = plan_.layers[i].kernel;
       check(cudaStreamWaitEvent(commStream_, kernelDone_[i], 0), "order the communication stream");
       world_->allReduceSum(buffers_[p].grad, plan_.parameters[p].size, commStream_, plan_.parameters[p].name.c_str());
@@ -822,6 +850,7 @@ class ModelImpl final : public Model {
       // them (its forward pass waits for them before the tower: settleKernels).
       check(cudaEventRecord(kernelsSummed_, commStream_), "record the kernels' updates");
       kernelsPending_ = true;
+      clearPeerRows();
       check(cudaStreamWaitEvent(stream_, tablesDone_, 0), "wait for the tables' exchange");
       stamp(stream_, "compute: tables exchanged");
     } else {
@@ -948,8 +977,11 @@ class ModelImpl final : public Model {
    * Sums over the ranks, on the communication stream (no join): the loss, every dense gradient but
    * the hidden layers' kernels (the front of the arena), and each table's gradients: small tables
    * as a whole (sum, and the union of touched rows), large ones as their touched rows (all-gathered
-   * records, added into the accumulator in rank order). With `sideScalars`, the side stream then
-   * lists the touched rows and runs the tables' optimizers.
+   * records, added into the accumulator in rank order), or, with the peers' rows, not at all: once
+   * the loss is summed (every rank's accumulators are final) the side stream lists the rows any rank
+   * flagged and its optimizer reads them from every rank. With `sideScalars`, the side stream (and,
+   * with the peers' rows, the small tables' stream) lists the touched rows and runs the tables'
+   * optimizers.
    */
   void exchangeTables(const StepScalars* sideScalars) {
     const int size = world_->size();
@@ -960,8 +992,21 @@ class ModelImpl final : public Model {
     // stream is already ordered after the table gradients (countTouchedRows).
     if (!candidates_.empty()) awaitRanks(countsReady_, "count the touched rows on every rank");
     commMark(0);
-    stamp(commStream_, "comm: exchange queued (the host had the counts)");
+    stamp(commStream_, candidates_.empty() ? "comm: exchange queued" : "comm: exchange queued (the host had the counts)");
     world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
+    // The peers' rows are summed by the tables' optimizer itself: no step runs without it.
+    if (peers_.size > 0 && !sideScalars) throw Error("a data-parallel step with the peers' rows but without the tables' optimizers");
+    if (peers_.size > 0) {
+      // Past the loss's all-reduce every rank's backward chain is done, so every accumulator is
+      // final: the tables read from every rank are updated now, beside the other sums.
+      check(cudaEventRecord(peersReady_, commStream_), "record the ranks' gradients");
+      check(cudaStreamWaitEvent(sideStream_, peersReady_, 0), "order the side stream");
+      check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
+      launchListAnyRank(sideStream_, peers_, peerRanges_, peerRangeCount_, mostPeerRows_, touchedList_, touchedCount_);
+      stamp(sideStream_, "side: rows read from every rank listed");
+      sparseApplyRows(sideStream_, *sideScalars, true, touchedList_, touchedCount_, peers_);
+      stamp(sideStream_, "side: tables read from every rank updated");
+    }
     if (restFloats_ > 0) world_->allReduceSum(denseArena_, restFloats_, commStream_, "the dense gradients");
     for (size_t c = 0; c < candidates_.size(); c++) {
       const int p = tables_[candidates_[c]];
@@ -983,6 +1028,7 @@ class ModelImpl final : public Model {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
       const TableExchange& x = exchange_[t];
+      if (x.peer) continue;  // read from every rank's accumulator by the tables' optimizer
       if (x.rows) {
         world_->allGather(x.send, x.receive, recordWords(x.used, spec.dim, x.bf16) * sizeof(int), commStream_, spec.name.c_str());
       } else {
@@ -1009,9 +1055,23 @@ class ModelImpl final : public Model {
     stamp(commStream_, "comm: dense optimizers");
     if (!sideScalars || tables_.empty()) return;
     check(cudaStreamWaitEvent(sideStream_, tablesDone_, 0), "order the side stream");
-    listTouched(sideStream_);
-    stamp(sideStream_, "side: touched rows listed");
-    sparseApply(sideStream_, *sideScalars, true);
+    if (peers_.size > 0) {
+      // The small tables, summed whole (their own flags are every rank's now), on a stream of their
+      // own: beside the large tables' optimizer, which the side stream may still be running.
+      if (smallRangeCount_ > 0) {
+        check(cudaStreamWaitEvent(smallStream_, tablesDone_, 0), "order the small tables' stream");
+        check(cudaMemsetAsync(smallCount_, 0, sizeof(int), smallStream_), "reset the touched-row count");
+        launchListFlagged(smallStream_, smallRanges_, smallRangeCount_, mostSmallRows_);
+        sparseApplyRows(smallStream_, *sideScalars, true, smallList_, smallCount_, PeerRows{});
+        stamp(smallStream_, "small: small tables updated");
+        check(cudaEventRecord(smallDone_, smallStream_), "record the small tables' optimizer");
+        check(cudaStreamWaitEvent(sideStream_, smallDone_, 0), "order the side stream");
+      }
+    } else {
+      listTouched(sideStream_);
+      stamp(sideStream_, "side: touched rows listed");
+      sparseApply(sideStream_, *sideScalars, true);
+    }
     stamp(sideStream_, "side: tables updated");
     check(cudaEventRecord(sideDone_, sideStream_), "record the tables' optimizers");
   }
@@ -1028,7 +1088,14 @@ class ModelImpl final : public Model {
     try {
       joinWorldBuffers(size);
     } catch (...) {
-      // Half a world is none: later steps train alone, as before the call.
+      // Half a world is none: later steps train alone, as before the call. Abort first: the other
+      // ranks may be in a collective call this rank will not make (and a registered PeerBuffer is
+      // then left to the driver, not deregistered alone).
+      world_->abort();
+      try {
+        dropPeerRows();
+      } catch (...) {
+      }
       world_.reset();
       if (!productStream_) {
         for (T* b : layerDPre_) memory_.release(b);
@@ -1057,7 +1124,7 @@ class ModelImpl final : public Model {
     check(cudaEventCreateWithFlags(&tablesDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&sideDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&kernelsSummed_, cudaEventDisableTiming), "cudaEventCreate");
-    // The kernel-gradient products run beside the exchange: planned for the SMs it leaves them
+    // With records, the kernel-gradient products run beside the exchange: planned for the SMs it leaves them
     // (WNDC_CUDA_COMM_SMS, default 32, kept for NCCL, the packing kernels and the optimizers; 0: plan
     // for all). On two H200s 16 to 32 did best; 0 left 0.35 ms of exchange after the products, 48
     // slowed the products more than it sped the exchange.
@@ -1068,30 +1135,61 @@ class ModelImpl final : public Model {
     commGemmSms_ = reserve > 0 && reserve < sms ? sms - reserve : 0;
     allocateLayerGradients("data parallelism:layer gradients");
     planExchange(size);
+    // With the peers' rows, the kernel-gradient products run beside the backward chain, as on one
+    // GPU: after the chain only the tables' optimizers and the sums are left (on two H100s, 22.79 M
+    // examples/s against 22.70 M with the products after the chain). WNDC_CUDA_DP_BESIDE=0: after.
+    const char* besideText = std::getenv("WNDC_CUDA_DP_BESIDE");
+    const bool wantBeside = !(besideText && std::string(besideText) == "0") && peers_.size > 0;
+    if (wantBeside && !besidePlanned_) {
+      besidePlanned_ = true;
+      planProductsBeside();
+    }
+    // The kernels' all-reduces follow the products' order, which must be the same on every rank.
+    dpBeside_ = everyRank(wantBeside && productStream_ != nullptr, "whether every rank runs the products beside the chain");
   }
 
   /**
-   * Per table, the cheaper way to sum its gradients over `size` ranks: the whole accumulator (an
-   * all-reduce of rows x dim floats) or the touched rows (an all-gather of up to `capacity` rows per
-   * rank, where capacity = the batch's reads of the table, at most its rows).
+   * Per table, how its gradients are summed over `size` ranks. Small tables: the whole accumulator
+   * (an all-reduce of rows x dim floats). Large ones (256 KiB or more): where every rank reaches
+   * every other's memory, read by each rank's tables' optimizer from the others' accumulators
+   * (planPeerRows: no collective moves them); else, each step, the cheaper of the whole accumulator
+   * and the touched rows (an all-gather of up to `capacity` rows per rank, where capacity = the
+   * batch's reads of the table, at most its rows).
    */
   void planExchange(int size) {
     exchange_.assign(tables_.size(), TableExchange{});
     candidates_.clear();
-    // With --amp, row records carry bfloat16 gradients (WNDC_CUDA_EXCHANGE=fp32: float32, as without).
+    // WNDC_CUDA_EXCHANGE: unset, the peers' rows where every rank can read every other's memory,
+    // else row records; `peer` insists on the peers' rows; `records` row records (bfloat16 with
+    // --amp); `fp32` row records of float32.
     const char* exchangeText = std::getenv("WNDC_CUDA_EXCHANGE");
-    const bool bf16Records = lowPrecision() && !(exchangeText && std::string(exchangeText) == "fp32");
+    const std::string exchange = exchangeText ? exchangeText : "";
+    if (exchange != "" && exchange != "peer" && exchange != "records" && exchange != "fp32")
+      throw Error("WNDC_CUDA_EXCHANGE=" + exchange + ": expected peer (read the large tables' rows from the other GPUs), records (all-gather them) or fp32 " +
+                  "(all-gather them as float32), or unset it");
+    const bool bf16Records = lowPrecision() && exchange != "fp32";
     std::vector<long long> reads(plan_.parameters.size(), 0);
     for (const Lookup& l : plan_.wideLookups) reads[l.table] += l.width;
     for (const Piece& piece : plan_.pieces)
       if (piece.kind == Piece::Embedding) reads[piece.lookup.table] += piece.lookup.width;
+    // A rank touches at most this many rows of a table a step: the batch's reads of it, at most its rows.
+    auto capacityOf = [&](int p) { return std::min<long long>(plan_.parameters[p].rows, reads[p] * plan_.batchCapacity); };
+    auto large = [&](int p) { return (double)plan_.parameters[p].size * 4 >= kRowExchangeMinBytes && capacityOf(p) > 0; };
+    std::vector<int> tablePeer(tables_.size(), 0);
+    for (size_t t = 0; t < tables_.size(); t++) tablePeer[t] = large(tables_[t]) ? 1 : 0;
+    const bool anyLarge = std::find(tablePeer.begin(), tablePeer.end(), 1) != tablePeer.end();
+    const bool peer = anyLarge && (exchange == "" || exchange == "peer") && planPeerRows(size, tablePeer, exchange == "peer");
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
-      // A rank touches at most this many rows a step: the batch's reads of the table, at most its rows.
-      const long long capacity = std::min<long long>(spec.rows, reads[p] * plan_.batchCapacity);
-      if ((double)spec.size * 4 < kRowExchangeMinBytes || capacity == 0) continue;
+      const long long capacity = capacityOf(p);
+      if (!large(p)) continue;
       TableExchange& x = exchange_[t];
+      x.large = true;
+      if (peer) {
+        x.peer = true;
+        continue;
+      }
       x.rows = true;
       x.bf16 = bf16Records && recordVectorised(keyGrad_ + buffers_[p].gradBase, spec.dim);
       const long long words = recordWords(capacity, spec.dim, x.bf16);
@@ -1115,6 +1213,150 @@ class ModelImpl final : public Model {
           "allocate pinned host memory");
   }
 
+  /**
+   * Whether every rank says `mine` (a one-word all-reduce on the communication stream, waited for by
+   * the host): a choice that changes which collective calls a rank makes must be the same on every rank.
+   */
+  bool everyRank(bool mine, const char* what) {
+    if (!agreement_) agreement_ = memory_.make<int>("data parallelism:agreement", 1);
+    if (!agreementHost_)
+      check(cudaHostAlloc(reinterpret_cast<void**>(&agreementHost_), sizeof(int), cudaHostAllocDefault), "allocate pinned host memory");
+    *agreementHost_ = mine ? 0 : 1;  // a refusal
+    check(cudaMemcpyAsync(agreement_, agreementHost_, sizeof(int), cudaMemcpyHostToDevice, commStream_), "copy to the GPU");
+    world_->allReduceMax(agreement_, 1, nccl::ncclInt32, commStream_, what);
+    check(cudaMemcpyAsync(agreementHost_, agreement_, sizeof(int), cudaMemcpyDeviceToHost, commStream_), "copy from the GPU");
+    awaitRanks(commStream_, what);
+    return *agreementHost_ == 0;
+  }
+
+  /**
+   * The peers' rows: every rank's tables' optimizer reads the large tables' (`tablePeer`) rows
+   * straight from the other ranks' accumulators (NCCL symmetric memory over NVLink) and sums them
+   * in rank order, where the records' way packs, all-gathers and adds them. Moves keyGrad_ and
+   * touched_ into one PeerBuffer; false (with peerRowsUnavailable_ saying why) when some rank cannot,
+   * an Error when `required` (WNDC_CUDA_EXCHANGE=peer). Collective: every rank calls it, and every
+   * rank-local step that can fail comes before a collective one, with the ranks agreeing in between.
+   */
+  bool planPeerRows(int size, const std::vector<int>& tablePeer, bool required) {
+    std::string why;
+    if (plan_.precision == Precision::Fp16)
+      why = "--amp fp16 checks every summed gradient for overflow before any update, and the peers' rows are summed in the update";
+    else if (size > 32)
+      why = "more than 32 ranks";
+    else
+      why = World::peerMemoryUnsupported();
+    auto refuse = [&](const std::string& reason) {
+      if (required) throw Error("WNDC_CUDA_EXCHANGE=peer, but " + reason + ". Unset WNDC_CUDA_EXCHANGE to all-gather the rows instead");
+      peerRowsUnavailable_ = reason;
+      return false;
+    };
+    if (!everyRank(why.empty(), "whether every rank can read the others' rows")) return refuse(why.empty() ? "another rank cannot read the others' rows" : why);
+    // Everything of this rank's first: the lists, their device arrays, streams and events.
+    std::vector<RowRange> peerRanges;
+    std::vector<FlagRange> smallRanges;  // pointers filled in below, once touched_ has moved
+    for (size_t t = 0; t < tables_.size(); t++) {
+      const ParameterBuffers& b = buffers_[tables_[t]];
+      const long long rows = plan_.parameters[tables_[t]].rows;
+      if (tablePeer[t]) {
+        peerRanges.push_back({b.rowBase, rows});
+        mostPeerRows_ = std::max(mostPeerRows_, rows);
+      } else {
+        smallRanges.push_back({nullptr, rows, nullptr, nullptr, b.rowBase});
+        mostSmallRows_ = std::max(mostSmallRows_, rows);
+      }
+    }
+    const std::string lists = "data parallelism:peers' rows";
+    smallList_ = memory_.make<int>(lists, std::max<long long>(1, totalRows_));
+    smallCount_ = memory_.make<int>(lists, 1);
+    PeerRows peers;
+    peers.listRanks = memory_.make<unsigned>(lists, std::max<long long>(1, totalRows_));
+    peers.grads = memory_.make<const float*>(lists, size);
+    peers.touched = memory_.make<const unsigned char*>(lists, size);
+    peers.tablePeer = upload(lists, tablePeer);
+    peers.size = size;
+    peerRanges_ = upload(lists, peerRanges);
+    peerRangeCount_ = static_cast<int>(peerRanges.size());
+    smallRanges_ = memory_.make<FlagRange>(lists, std::max<size_t>(1, smallRanges.size()));
+    smallRangeCount_ = static_cast<int>(smallRanges.size());
+    peerBarrier_ = memory_.make<int>(lists, 1);
+    check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
+    createPeerStreams();
+    // Then the symmetric memory: allocated here, agreed on, registered together, agreed on again.
+    const size_t gradBytes = ((size_t)keyGradFloats_ * sizeof(float) + 255) / 256 * 256;
+    auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + (size_t)totalRows_, "the table gradient accumulators");
+    if (!everyRank(buffer->problem().empty(), "whether every rank has the symmetric memory")) {
+      const std::string problem = buffer->problem();
+      buffer.reset();  // not registered: this rank's alone to free
+      return refuse(problem.empty() ? "another rank could not allocate the symmetric memory" : problem);
+    }
+    buffer->join();
+    if (!everyRank(buffer->problem().empty(), "whether every rank reaches the others' rows")) {
+      const std::string problem = buffer->problem();
+      buffer.reset();  // every rank deregisters together
+      return refuse(problem.empty() ? "another rank cannot reach every rank's memory" : problem);
+    }
+    check(cudaMemset(buffer->local(), 0, buffer->bytes()), "clear the table gradient accumulators");
+    std::vector<const float*> grads;
+    std::vector<const unsigned char*> flags;
+    for (void* base : buffer->ranks()) {
+      grads.push_back(static_cast<const float*>(base));
+      flags.push_back(static_cast<const unsigned char*>(base) + gradBytes);
+    }
+    memory_.release(keyGrad_);
+    memory_.release(touched_);
+    keyGrad_ = static_cast<float*>(buffer->local());
+    touched_ = static_cast<unsigned char*>(buffer->local()) + gradBytes;
+    memory_.adopt("gradients:table accumulators (NCCL symmetric memory)", keyGrad_, gradBytes);
+    memory_.adopt("gradients:touched rows (NCCL symmetric memory)", touched_, (size_t)totalRows_);
+    peerMemory_ = std::move(buffer);
+    for (FlagRange& r : smallRanges) r = {touched_ + r.offset, r.rows, smallList_, smallCount_, r.offset};
+    auto copy = [&](auto* device, const auto& host) {
+      if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice), "copy the peers' rows' lists to the GPU");
+    };
+    copy(const_cast<const float**>(peers.grads), grads);
+    copy(const_cast<const unsigned char**>(peers.touched), flags);
+    copy(smallRanges_, smallRanges);
+    peers_ = peers;
+    return true;
+  }
+
+  /** The peers' rows' streams and events: the small tables' optimizer's stream, and the step's events. */
+  void createPeerStreams() {
+    int least = 0, greatest = 0;
+    check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+    check(cudaStreamCreateWithPriority(&smallStream_, cudaStreamNonBlocking, least), "cudaStreamCreate (small tables)");
+    check(cudaEventCreateWithFlags(&smallDone_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&peersReady_, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&peerRowsCleared_, cudaEventDisableTiming), "cudaEventCreate");
+  }
+
+  void destroyPeerStreams() {
+    if (smallStream_) {
+      cudaStreamSynchronize(smallStream_);
+      cudaStreamDestroy(smallStream_);
+    }
+    smallStream_ = nullptr;
+    for (cudaEvent_t* e : {&smallDone_, &peersReady_, &peerRowsCleared_}) {
+      if (*e) cudaEventDestroy(*e);
+      *e = nullptr;
+    }
+  }
+
+  /** Back to plain accumulators (a failed joinWorld: later steps train alone). */
+  void dropPeerRows() {
+    destroyPeerStreams();
+    peers_ = PeerRows{};
+    peerRowsPending_ = false;
+    if (!peerMemory_) return;
+    memory_.release(keyGrad_);
+    memory_.release(touched_);
+    peerMemory_.reset();
+    keyGrad_ = memory_.make<float>("gradients:table accumulators", keyGradFloats_);
+    check(cudaMemset(keyGrad_, 0, keyGradFloats_ * sizeof(float)), "clear the table gradient accumulators");
+    touched_ = memory_.make<unsigned char>("gradients:touched rows", totalRows_);
+    check(cudaMemset(touched_, 0, totalRows_), "clear the touched-row flags");
+  }
+
   void broadcastState(int root) override {
     if (!world_) throw Error("broadcastState outside a data-parallel job");
     for (size_t p = 0; p < plan_.parameters.size(); p++) {
@@ -1125,9 +1367,12 @@ class ModelImpl final : public Model {
     awaitRanks(commStream_, "broadcast the model");
   }
 
-  std::vector<std::pair<std::string, std::string>> exchangePlan() override {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) out.emplace_back(plan_.parameters[tables_[t]].name, exchange_[t].rows ? "rows" : "dense");
+  std::vector<TableExchangeOut> exchangePlan() override {
+    std::vector<TableExchangeOut> out;
+    for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) {
+      const TableExchange& x = exchange_[t];
+      out.push_back({plan_.parameters[tables_[t]].name, x.peer ? "peer" : x.rows ? "rows" : "dense", x.large && !x.peer ? peerRowsUnavailable_ : ""});
+    }
     return out;
   }
 
@@ -1149,12 +1394,33 @@ class ModelImpl final : public Model {
                      fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr);
   }
 
-  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply) {
+  /** The tables' optimizers over the touched rows (touchedList_). */
+  void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply) { sparseApplyRows(s, scalars, apply, touchedList_, touchedCount_, PeerRows{}); }
+
+  /** The tables' optimizers over `list`'s *count rows; those of `peers`' tables summed over the ranks (planPeerRows). */
+  void sparseApplyRows(cudaStream_t s, const StepScalars& scalars, bool apply, const int* list, const int* count, const PeerRows& peers) {
     if (tables_.empty()) return;
     const bool fp16 = plan_.precision == Precision::Fp16;
     OptimizerPair pair{{optimizerArgs(0, scalars), optimizerArgs(1, scalars)}};
-    launchSparseApply(s, pair, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_,
-                      tableSlot0Dev_, tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply);
+    launchSparseApply(s, pair, list, count, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, tablePartDev_, tableValuesDev_, tableSlot0Dev_,
+                      tableSlot1Dev_, (int)tables_.size(), keyGrad_, touched_, fp16 ? lossScale_ : nullptr, fp16 ? overflow_ : nullptr, apply, peers);
+  }
+
+  /**
+   * After the tables' optimizers of a step with peers_ (on the communication stream, so that the
+   * next step's backward pass waits for it only where it adds into the accumulators): a barrier
+   * (a one-word all-reduce: every rank's optimizers are done reading this rank's rows), then this
+   * rank clears its rows and flags of the tables read from every rank.
+   */
+  void clearPeerRows() {
+    if (peers_.size == 0 || tables_.empty()) return;
+    check(cudaStreamWaitEvent(commStream_, sideDone_, 0), "order the communication stream");
+    world_->allReduceMax(peerBarrier_, 1, nccl::ncclInt32, commStream_, "the end of the tables' reads (a barrier)");
+    launchClearPeerRows(commStream_, peers_, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, (int)tables_.size(),
+                        keyGrad_, touched_);
+    check(cudaEventRecord(peerRowsCleared_, commStream_), "record the cleared rows");
+    stamp(commStream_, "comm: rows read by every rank cleared");
+    peerRowsPending_ = true;
   }
 
   template <typename V>
@@ -1208,6 +1474,7 @@ class ModelImpl final : public Model {
     if (rows >= (1ll << 31)) throw Error("the tables hold " + std::to_string(rows) + " rows in all; the CUDA engine supports fewer than 2^31");
     totalRows_ = rows;
     if (!tables_.empty()) {
+      keyGradFloats_ = gradFloats;
       keyGrad_ = memory_.make<float>("gradients:table accumulators", gradFloats);
       check(cudaMemset(keyGrad_, 0, gradFloats * sizeof(float)), "clear the table gradient accumulators");
       touched_ = memory_.make<unsigned char>("gradients:touched rows", rows);
@@ -1373,16 +1640,20 @@ class ModelImpl final : public Model {
       b = nullptr;
     }
     void* workspace = nullptr;
+    // Data parallelism has its per-layer buffers already (joinWorldBuffers): those stay.
+    const bool hadLayerGradients = !layerDPre_.empty();
     try {
       workspace = memory_.allocate("workspace:cuBLASLt (products)", kWorkspaceBytes);
       allocateLayerGradients("activations:layer gradients");
     } catch (const Error&) {
       memory_.release(workspace);
-      for (T* b : layerDPre_) memory_.release(b);
-      layerDPre_.clear();
-      for (cudaEvent_t e : kernelDone_)
-        if (e) cudaEventDestroy(e);
-      kernelDone_.clear();
+      if (!hadLayerGradients) {
+        for (T* b : layerDPre_) memory_.release(b);
+        layerDPre_.clear();
+        for (cudaEvent_t e : kernelDone_)
+          if (e) cudaEventDestroy(e);
+        kernelDone_.clear();
+      }
       size_t maxUnits = 1;
       for (size_t i = 0; i + 1 < plan_.layers.size(); i++) maxUnits = std::max(maxUnits, (size_t)plan_.layers[i].units);
       for (T*& b : dPre_) b = memory_.make<T>("activations:gradients", (size_t)plan_.batchCapacity * maxUnits);
@@ -1412,6 +1683,8 @@ class ModelImpl final : public Model {
     kernelGradient(i, layerDPre_[i], besideSms_, productStream_);
     // The stamp first: the compute stream's wait for productsDone_ then covers it too.
     stamp(productStream_, "products: kernel gradient ", i, " made");
+    // Data parallelism: the communication stream sums it from here.
+    if (world_) check(cudaEventRecord(kernelDone_[i], productStream_), "record a kernel gradient");
     check(cudaEventRecord(productsDone_, productStream_), "record the kernel gradients");
   }
 
@@ -1486,9 +1759,20 @@ class ModelImpl final : public Model {
     if (copyStream_) cudaStreamSynchronize(copyStream_);
     if (commStream_) cudaStreamSynchronize(commStream_);
     if (sideStream_) cudaStreamSynchronize(sideStream_);
+    if (smallStream_) cudaStreamSynchronize(smallStream_);
+    if (productStream_) cudaStreamSynchronize(productStream_);
+    destroyPeerStreams();
+    // The symmetric memory goes before the communicator it is registered with.
+    if (peerMemory_) {
+      memory_.release(keyGrad_);
+      memory_.release(touched_);
+      peerMemory_.reset();
+    }
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
+    if (agreementHost_) cudaFreeHost(agreementHost_);
+    agreementHost_ = nullptr;
     if (commStream_) cudaStreamDestroy(commStream_);
     if (computeReady_) cudaEventDestroy(computeReady_);
     if (commDone_) cudaEventDestroy(commDone_);
@@ -1637,6 +1921,10 @@ class ModelImpl final : public Model {
    */
   struct TableExchange {
     bool rows = false;
+    /** Read from every rank's accumulator (symmetric memory) by the tables' optimizer: no collective. */
+    bool peer = false;
+    /** Large enough to go as rows or peer (kRowExchangeMinBytes), whatever it went as this step. */
+    bool large = false;
     /** Row records carry bfloat16 values (--amp), else float32. */
     bool bf16 = false;
     /** The most rows any rank touched this step: every rank's record holds that many (its own count first). */
@@ -1656,9 +1944,38 @@ class ModelImpl final : public Model {
   int* allCounts_ = nullptr;
   int* hostCounts_ = nullptr;
   std::unique_ptr<World> world_;
+  /**
+   * With the peers' rows (planPeerRows): the symmetric memory holding keyGrad_ and touched_ (after
+   * world_, so destroyed first), every rank's as this GPU sees them, the barrier's word, and the
+   * clearing of the last step's rows (the next backward pass waits for it).
+   */
+  std::unique_ptr<PeerBuffer> peerMemory_;
+  PeerRows peers_{};
+  int* peerBarrier_ = nullptr;
+  /** The large tables' row ranges (listed over every rank), the small ones' (listed in this rank's flags, into smallList_). */
+  RowRange* peerRanges_ = nullptr;
+  int peerRangeCount_ = 0;
+  long long mostPeerRows_ = 0;
+  FlagRange* smallRanges_ = nullptr;
+  int smallRangeCount_ = 0;
+  long long mostSmallRows_ = 0;
+  int* smallList_ = nullptr;
+  int* smallCount_ = nullptr;
+  /** Recorded after the loss's all-reduce: every rank's accumulators are final. */
+  cudaEvent_t peersReady_ = nullptr;
+  /** The small tables' optimizer, beside the large ones' (side stream). */
+  cudaStream_t smallStream_ = nullptr;
+  cudaEvent_t smallDone_ = nullptr;
+  int* agreement_ = nullptr;
+  int* agreementHost_ = nullptr;
+  cudaEvent_t peerRowsCleared_ = nullptr;
+  bool peerRowsPending_ = false;
+  /** Why the tables' rows are not read from the peers (exchangePlan's rows and dense instead), "" when they are or no table is large. */
+  std::string peerRowsUnavailable_;
+  long long keyGradFloats_ = 0;
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
-  /** Side stream: the tables' optimizers, after tablesDone_, beside the kernel-gradient products. */
+  /** Side stream: the tables' optimizers, after tablesDone_ (the large tables' with the peers' rows: after peersReady_), beside the kernel-gradient products. */
   cudaStream_t sideStream_ = nullptr;
   cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
   /** The hidden layers' kernels of the last data-parallel step are summed and updated (pending until the compute stream waits for it). */
@@ -1673,6 +1990,8 @@ class ModelImpl final : public Model {
   /** The products' own cuBLASLt (and workspace): they run beside the chain's input-gradient products. */
   std::unique_ptr<Gemm> productGemm_;
   bool productsPending_ = false;
+  /** Data-parallel steps run the products beside the chain too (with the peers' rows; WNDC_CUDA_DP_BESIDE=0: not). */
+  bool dpBeside_ = false;
   bool besidePlanned_ = false;
   int besideSms_ = 0;
   /** Per hidden layer: its kernel gradient is made (the communication stream then sums it). */

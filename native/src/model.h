@@ -27,6 +27,15 @@ struct StepScalars {
   long long globalRows = 0, rowOffset = 0;
 };
 
+/**
+ * How one table's gradients travel between ranks: "dense" (all-reduced whole), "rows" (its touched
+ * rows all-gathered as records) or "peer" (its rows read from the other ranks' memory by the tables'
+ * optimizer); `note`, for "rows", says why not "peer" (empty when chosen so).
+ */
+struct TableExchangeOut {
+  std::string table, mode, note;
+};
+
 struct SparseGradientOut {
   int parameter;
   std::vector<int> rows;
@@ -73,8 +82,8 @@ class Model {
   virtual void joinWorld(const unsigned char* id, int rank, int size, double timeoutSeconds) = 0;
   /** Copies every parameter and optimizer slot of `root` to every rank. */
   virtual void broadcastState(int root) = 0;
-  /** How each table's gradients travel between ranks: (table name, "dense" or "rows"). */
-  virtual std::vector<std::pair<std::string, std::string>> exchangePlan() = 0;
+  /** How each table's gradients travel between ranks. */
+  virtual std::vector<TableExchangeOut> exchangePlan() = 0;
 };
 
 /** A new NCCL unique id (rank 0 makes it and hands it to the others). */

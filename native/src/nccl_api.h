@@ -112,6 +112,21 @@ using ncclGetErrorString_t = const char* (*)(ncclResult_t result);
 /** The last error's detail (more than ncclGetErrorString); comm may be null. */
 using ncclGetLastError_t = const char* (*)(ncclComm_t comm);
 
+// Symmetric memory (NCCL 2.27+): a buffer of the same size on every rank, allocated by NCCL
+// (cuMem) and registered as a window, which kernels of the ranks of one NVLink domain address
+// directly (load/store accessible, "LSA").
+struct ncclWindow_vidmem;
+using ncclWindow_t = ncclWindow_vidmem*;
+/** NCCL_WIN_COLL_SYMMETRIC: every rank registers a buffer of the same size (collective). */
+constexpr int kWinCollSymmetric = 0x01;
+using ncclMemAlloc_t = ncclResult_t (*)(void** ptr, size_t size);
+using ncclMemFree_t = ncclResult_t (*)(void* ptr);
+/** Collective: every rank registers its buffer of `size` bytes. */
+using ncclCommWindowRegister_t = ncclResult_t (*)(ncclComm_t comm, void* buff, size_t size, ncclWindow_t* win, int winFlags);
+using ncclCommWindowDeregister_t = ncclResult_t (*)(ncclComm_t comm, ncclWindow_t win);
+/** NCCL 2.29+: world rank `peer`'s buffer as this GPU addresses it, or null when it is not load/store accessible. */
+using ncclGetPeerDevicePointer_t = ncclResult_t (*)(ncclWindow_t window, size_t offset, int peer, void** outPtr);
+
 // Every function the addon resolves; the struct members, the dlsym loop and the signature check
 // are generated from this list.
 #define WNDC_NCCL_FUNCTIONS(X)  \
@@ -131,10 +146,19 @@ using ncclGetLastError_t = const char* (*)(ncclComm_t comm);
   X(ncclGetErrorString)         \
   X(ncclGetLastError)
 
+// Resolved when the library has them (null otherwise): symmetric memory, for the peers' rows.
+#define WNDC_NCCL_OPTIONAL_FUNCTIONS(X) \
+  X(ncclMemAlloc)                       \
+  X(ncclMemFree)                        \
+  X(ncclCommWindowRegister)             \
+  X(ncclCommWindowDeregister)           \
+  X(ncclGetPeerDevicePointer)
+
 /** The loaded library's entry points, named as in NCCL: `nccl().ncclAllReduce(...)`. */
 struct Nccl {
 #define WNDC_FUNCTION_MEMBER(name) name##_t name = nullptr;
   WNDC_NCCL_FUNCTIONS(WNDC_FUNCTION_MEMBER)
+  WNDC_NCCL_OPTIONAL_FUNCTIONS(WNDC_FUNCTION_MEMBER)
 #undef WNDC_FUNCTION_MEMBER
 };
 

@@ -1,5 +1,9 @@
 #include "world.h"
 
+#include <cstdlib>
+
+#include "nccl_peer.h"
+
 namespace wndc {
 
 std::string ncclText(nccl::ncclResult_t result, nccl::ncclComm_t comm) {
@@ -77,6 +81,80 @@ std::string World::asyncError() const {
 void World::abort() {
   if (comm_) nccl::nccl().ncclCommAbort(comm_);
   comm_ = nullptr;
+}
+
+std::string World::peerMemoryUnsupported() {
+  // Whoever keeps NCCL off peer-to-peer paths (a stand-in for several hosts, a broken link) means
+  // wndc's own reads too.
+  const char* p2pDisable = std::getenv("NCCL_P2P_DISABLE");
+  if (p2pDisable && std::string(p2pDisable) == "1") return "NCCL_P2P_DISABLE=1 is set (no GPU reads another's memory)";
+  const auto& api = nccl::nccl();
+  if (!api.ncclMemAlloc || !api.ncclMemFree || !api.ncclCommWindowRegister || !api.ncclCommWindowDeregister)
+    return "the loaded NCCL has no symmetric memory (ncclCommWindowRegister: NCCL 2.27 or newer)";
+  if (api.ncclGetPeerDevicePointer) return "";
+  int version = 0;
+  api.ncclGetVersion(&version);
+  const int built = ncclDeviceApiVersion();
+  const auto text = [](int v) { return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100); };
+  if (built == 0) {
+    std::vector<void*> unused;
+    return peerPointersOnDevice(nullptr, 0, unused);
+  }
+  // The device API reads NCCL's window structure inline: headers and library must be one release.
+  if (built / 100 != version / 100)
+    return "the addon was built with NCCL " + text(built) + "'s device headers, but NCCL " + text(version) + " is loaded (rebuild the addon with this NCCL's headers)";
+  return "";
+}
+
+nccl::ncclWindow_t World::registerWindow(void* buffer, size_t bytes, const char* what) {
+  nccl::ncclWindow_t window = nullptr;
+  check(nccl::nccl().ncclCommWindowRegister(live("ncclCommWindowRegister", what), buffer, bytes, &window, nccl::kWinCollSymmetric), "ncclCommWindowRegister",
+        what);
+  return window;
+}
+
+void World::deregisterWindow(nccl::ncclWindow_t window) {
+  if (comm_ && window) nccl::nccl().ncclCommWindowDeregister(comm_, window);
+}
+
+PeerBuffer::PeerBuffer(World& world, size_t bytes, const char* what) : world_(world), bytes_(bytes), what_(what) {
+  const nccl::ncclResult_t allocated = nccl::nccl().ncclMemAlloc(&local_, bytes);
+  if (allocated != nccl::ncclSuccess) {
+    local_ = nullptr;
+    problem_ = "ncclMemAlloc of " + what_ + " (" + std::to_string(bytes >> 20) + " MiB, rank " + std::to_string(world.rank()) + "): " + ncclText(allocated, nullptr);
+  }
+}
+
+void PeerBuffer::join() {
+  if (!local_) throw Error("PeerBuffer::join without its memory (" + problem_ + ")");
+  World& world = world_;
+  const auto& api = nccl::nccl();
+  window_ = world.registerWindow(local_, bytes_, what_.c_str());
+  if (api.ncclGetPeerDevicePointer) {
+    ranks_.assign(world.size(), nullptr);
+    for (int r = 0; r < world.size(); r++) {
+      const nccl::ncclResult_t result = api.ncclGetPeerDevicePointer(window_, 0, r, &ranks_[r]);
+      if (result != nccl::ncclSuccess) {
+        problem_ = "ncclGetPeerDevicePointer (rank " + std::to_string(r) + "): " + ncclText(result, nullptr);
+        ranks_[r] = nullptr;
+      }
+    }
+  } else {
+    problem_ = peerPointersOnDevice(window_, world.size(), ranks_);
+  }
+  for (int r = 0; r < world.size() && problem_.empty(); r++)
+    if (r != world.rank() && ranks_[r] == nullptr)
+      problem_ = "rank " + std::to_string(r) + "'s memory is not load/store accessible from rank " + std::to_string(world.rank()) +
+                 "'s GPU (another host, or no NVLink or peer access between the GPUs)";
+  ranks_[world.rank()] = local_;
+}
+
+PeerBuffer::~PeerBuffer() {
+  // After an abort the window's mappings are NCCL's to drop and kernels may still run: leave a
+  // registered buffer to the driver (the process is on its way out or trains alone).
+  if (window_ && world_.aborted()) return;
+  if (window_) world_.deregisterWindow(window_);
+  if (local_) nccl::nccl().ncclMemFree(local_);
 }
 
 void World::groupStart() { check(nccl::nccl().ncclGroupStart(), "ncclGroupStart", "a group of operations"); }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "nccl_api.h"
@@ -43,6 +44,18 @@ class World {
   /** An error NCCL met while running this rank's operations (a peer's connection lost...), or "" when none. */
   std::string asyncError() const;
 
+  /**
+   * Why this process cannot use symmetric memory (PeerBuffer), or "" when it can: the loaded NCCL
+   * lacks it (before 2.27), or nothing here gives the peers' addresses (ncclGetPeerDevicePointer,
+   * NCCL 2.29+, or the addon built with the device headers of the loaded NCCL's version). Says
+   * nothing of the other ranks: agree on it before constructing a PeerBuffer.
+   */
+  static std::string peerMemoryUnsupported();
+  /** Collective: registers `bytes` of `buffer` (from ncclMemAlloc) as a symmetric window. */
+  nccl::ncclWindow_t registerWindow(void* buffer, size_t bytes, const char* what);
+  /** Collective; quiet (for destructors); nothing after an abort. */
+  void deregisterWindow(nccl::ncclWindow_t window);
+
  private:
   /** Throws an Error naming the operation, this rank and NCCL's reason, after aborting the communicator. */
   void check(nccl::ncclResult_t result, const char* operation, const char* what);
@@ -51,6 +64,40 @@ class World {
 
   nccl::ncclComm_t comm_ = nullptr;
   int rank_, size_;
+};
+
+/**
+ * NCCL symmetric memory: a buffer of the same `bytes` on every rank, registered as one window, whose
+ * copies on the other ranks this rank's kernels read directly (over NVLink). Two phases, each
+ * followed by the ranks agreeing, since each rank learns only its own outcome: the constructor
+ * allocates (rank-local; problem() says why it could not), then every rank calls join() together
+ * (collective: the window's registration), after which problem() says why the peers' addresses are
+ * not all known (a rank on another host, no peer access between the GPUs). A joined buffer must be
+ * destroyed by every rank together (deregistration is collective), unless the world was aborted.
+ */
+class PeerBuffer {
+ public:
+  PeerBuffer(World& world, size_t bytes, const char* what);
+  ~PeerBuffer();
+  /** Collective: registers the buffer and learns every rank's address of it; throws (aborting the world) on an NCCL error. */
+  void join();
+  PeerBuffer(const PeerBuffer&) = delete;
+  PeerBuffer& operator=(const PeerBuffer&) = delete;
+
+  void* local() const { return local_; }
+  size_t bytes() const { return bytes_; }
+  /** Each rank's buffer as this GPU addresses it (this rank's: local()). */
+  const std::vector<void*>& ranks() const { return ranks_; }
+  const std::string& problem() const { return problem_; }
+
+ private:
+  World& world_;
+  size_t bytes_;
+  std::string what_;
+  void* local_ = nullptr;
+  nccl::ncclWindow_t window_ = nullptr;
+  std::vector<void*> ranks_;
+  std::string problem_;
 };
 
 }  // namespace wndc

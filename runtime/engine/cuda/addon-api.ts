@@ -166,6 +166,13 @@ export interface NativeDevice {
   totalMemory: number;
 }
 
+/** One table's way between the ranks of a data-parallel job (NativeModel.exchangePlan). */
+export interface TableExchange {
+  table: string;
+  mode: 'dense' | 'rows' | 'peer';
+  note?: string;
+}
+
 export interface NativeModel {
   /** Copies `data` into a parameter (slot -1) or one of its optimizer slots. */
   setTensor(parameter: number, slot: number, data: Float32Array): void;
@@ -221,11 +228,13 @@ export interface NativeModel {
   /** Copies every parameter and optimizer slot of rank `root` to every rank. */
   broadcastState(root: number): void;
   /**
-   * How each table's gradients travelled in the last step: summed whole (`dense`) or as the touched
-   * rows (`rows`; chosen per step from the all-gathered counts, for tables of 256 KiB or more).
-   * Before the first step: the tables that may travel as rows.
+   * How each table's gradients travel: summed whole (`dense`), as the touched rows (`rows`: records
+   * all-gathered, or the whole table when that is less, chosen per step from the all-gathered
+   * counts), or read by each rank's tables' optimizer straight from the other ranks' memory
+   * (`peer`: NCCL symmetric memory, where every rank reaches every other over NVLink). Tables of
+   * 256 KiB or more go as rows or peer; `note` says why a `rows` table is not `peer`.
    */
-  exchangePlan(): { table: string; mode: 'dense' | 'rows' }[];
+  exchangePlan(): TableExchange[];
 }
 
 /**

@@ -18,7 +18,7 @@ import type { BatchSlice, Engine, EngineCapabilities, Gradients, LearningRates, 
 import { checkState, type StateTarget } from '../state-check.js';
 import { initialValue, parameterSpecs, RandomStream, type ParameterSpec } from '../init.js';
 import { dropoutMask } from '../tfjs/model.js';
-import type { NativeAddon, NativeBatch, NativeDevice, NativeMemory, NativeModel, NativePhaseTimes, NativePlan, NativePrecision, NativeStepScalars } from './addon-api.js';
+import type { NativeAddon, NativeBatch, NativeDevice, NativeMemory, NativeModel, NativePhaseTimes, NativePlan, NativePrecision, NativeStepScalars, TableExchange } from './addon-api.js';
 import { CudaUnavailableError, loadCudaAddon } from './load-addon.js';
 import { nativePlan, nativePrecision } from './plan.js';
 
@@ -255,7 +255,7 @@ export class CudaEngine implements Engine {
   }
 
   /** How each table's gradients travel between ranks (after joinWorld). */
-  exchangePlan(): { table: string; mode: 'dense' | 'rows' }[] {
+  exchangePlan(): TableExchange[] {
     return this.model().model.exchangePlan();
   }
 
