@@ -15,6 +15,9 @@ runs="${2:-3}"
 out="${OUT:-/tmp/wndc-gpu-scaling}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+# Build the addon here: with this machine's NCCL device headers (CUDA_INCLUDE_DIRS, from
+# on-device.sh) compiled in, the large tables' rows can be read from the peers with NCCL 2.28.
+node scripts/build-native.mjs 2>&1 | grep -E "device headers|built|up to date|error" | tee "$out/build.txt"
 export NCCL_NVLS_ENABLE=0
 
 timeout 300 node --import tsx --test --test-reporter=spec test/cuda-distributed.test.ts > "$out/distributed-test.txt" 2>&1

@@ -13,6 +13,9 @@ what="${1:-all}"
 out="${OUT:-/tmp/wndc-gpu-suite}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+# Build the addon here: with this machine's NCCL device headers (CUDA_INCLUDE_DIRS, from
+# on-device.sh) compiled in, the large tables' rows can be read from the peers with NCCL 2.28.
+node scripts/build-native.mjs 2>&1 | grep -E "device headers|built|up to date|error" | tee "$out/build.txt"
 
 if [[ "$what" == all || "$what" == tests ]]; then
   bash native/check/run.sh 2>&1 | tail -20 | tee "$out/api-check.txt"
