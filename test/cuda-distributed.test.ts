@@ -48,14 +48,18 @@ train {
 
 /**
  * WNDC_CUDA_EXCHANGE for the ranks: `records` all-gathers the large tables' touched rows; `default`
- * leaves it unset (read from the peers where possible); anything else is passed as it is.
+ * leaves it unset (read from the peers where possible, the wide part summed beside the deep tower's
+ * backward pass); `wide-after` the same with WNDC_CUDA_WIDE_BESIDE=0 (the wide part summed with the
+ * rest, after that pass); anything else is passed as it is.
  */
-type Exchange = 'records' | 'default' | (string & {});
+type Exchange = 'records' | 'default' | 'wide-after' | (string & {});
 
 function runRank(dir: string, rank: number, size: number, exchange: Exchange): Promise<{ code: number | null; output: string }> {
   const env = { ...process.env };
-  if (exchange === 'default') delete env.WNDC_CUDA_EXCHANGE;
+  delete env.WNDC_CUDA_WIDE_BESIDE;
+  if (exchange === 'default' || exchange === 'wide-after') delete env.WNDC_CUDA_EXCHANGE;
   else env.WNDC_CUDA_EXCHANGE = exchange;
+  if (exchange === 'wide-after') env.WNDC_CUDA_WIDE_BESIDE = '0';
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env });
     let output = '';
@@ -72,7 +76,7 @@ function runRank(dir: string, rank: number, size: number, exchange: Exchange): P
 interface RankResult {
   losses: number[];
   state: { name: string; data: number[] }[];
-  exchange: { table: string; mode: string; note?: string }[];
+  exchange: { table: string; mode: string; note?: string; besideTower?: boolean }[];
 }
 
 /**
@@ -143,7 +147,8 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
 /**
  * The tables' ways: the small ones summed whole, `doc_id`'s (large) as `large` says: `rows` with
  * WNDC_CUDA_EXCHANGE=records; unset, `peer` where the GPUs reach each other's memory, else `rows`
- * with a note saying why. Returns the large tables' mode.
+ * with a note saying why. With the peers' rows (and not `wide-after`) the wide part's tables, and
+ * only they, are summed beside the deep tower's backward pass. Returns the large tables' mode.
  */
 function assertExchange(result: RankResult, exchange: Exchange): string {
   const large = result.exchange.find((x) => x.table === 'wide/features/doc_id')!.mode;
@@ -160,6 +165,11 @@ function assertExchange(result: RankResult, exchange: Exchange): string {
       `deep/embeddings/doc_id_embedding: ${large}`,
       'deep/embeddings/tag_embedding: dense',
     ],
+  );
+  const besideTower = large === 'peer' && exchange !== 'wide-after';
+  assert.deepEqual(
+    result.exchange.filter((x) => x.besideTower === true).map((x) => x.table),
+    besideTower ? ['wide/features/user_id', 'wide/features/doc_id', 'wide/features/tag'] : [],
   );
   return large;
 }
@@ -203,6 +213,15 @@ for (const exchange of ['default', 'records'] as const) {
     }
   });
 }
+
+test('two GPUs with the wide part summed after the deep tower\'s backward pass (WNDC_CUDA_WIDE_BESIDE=0): one GPU\'s weights after 4 steps, both ranks identical', async (t) => {
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'wide-after');
+  if (typeof outcome === 'string') return t.skip(outcome);
+  const { ranks, losses, reference } = outcome;
+  const mode = assertExchange(ranks[0]!, 'wide-after');
+  assertReplicasIdentical(ranks);
+  t.diagnostic(`${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+});
 
 test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the choices', async (t) => {
   const availability = cudaAvailability();
