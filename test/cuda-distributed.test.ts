@@ -49,19 +49,17 @@ train {
 /**
  * WNDC_CUDA_EXCHANGE for the ranks: `records` all-gathers the large tables' touched rows; `default`
  * leaves it unset (read from the peers where possible, the wide part summed beside the deep tower's
- * backward pass, the large tables updated beside the rest of the embedding scatter); `wide-after`
- * the same with WNDC_CUDA_WIDE_BESIDE=0 and WNDC_CUDA_TABLES_BESIDE=0 (both summed and updated
- * after the backward pass); anything else is passed as it is.
+ * backward pass); `wide-after` the same with WNDC_CUDA_WIDE_BESIDE=0 (the wide part summed with the
+ * rest, after that pass); anything else is passed as it is.
  */
 type Exchange = 'records' | 'default' | 'wide-after' | (string & {});
 
 function runRank(dir: string, rank: number, size: number, exchange: Exchange): Promise<{ code: number | null; output: string }> {
   const env = { ...process.env };
   delete env.WNDC_CUDA_WIDE_BESIDE;
-  delete env.WNDC_CUDA_TABLES_BESIDE;
   if (exchange === 'default' || exchange === 'wide-after') delete env.WNDC_CUDA_EXCHANGE;
   else env.WNDC_CUDA_EXCHANGE = exchange;
-  if (exchange === 'wide-after') env.WNDC_CUDA_WIDE_BESIDE = env.WNDC_CUDA_TABLES_BESIDE = '0';
+  if (exchange === 'wide-after') env.WNDC_CUDA_WIDE_BESIDE = '0';
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env });
     let output = '';
@@ -216,7 +214,7 @@ for (const exchange of ['default', 'records'] as const) {
   });
 }
 
-test('two GPUs with the wide part and the large tables summed after the backward pass (WNDC_CUDA_WIDE_BESIDE=0 WNDC_CUDA_TABLES_BESIDE=0): one GPU\'s weights after 4 steps, both ranks identical', async (t) => {
+test('two GPUs with the wide part summed after the deep tower\'s backward pass (WNDC_CUDA_WIDE_BESIDE=0): one GPU\'s weights after 4 steps, both ranks identical', async (t) => {
   const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'wide-after');
   if (typeof outcome === 'string') return t.skip(outcome);
   const { ranks, losses, reference } = outcome;

@@ -803,15 +803,7 @@ class ModelImpl final : public Model {
         mark("layer ", i, fusedPre ? " input gradient (fused ReLU and bias gradient)" : " input gradient");
       }
     }
-    if (deepLookupCount_ > 0 && exchanging && tablesBeside_ && sideScalars) {
-      // The tables read from every rank first; their optimizer then runs beside the rest.
-      launchEmbeddingBackward<T>(stream_, view_, scatterLookupsDev_, peerLookupCount_, dOut_[flip], plan_.deepInputWidth, keyGrad_, touched_);
-      mark("embedding gradients (the tables read from every rank)");
-      exchangePeerTables(*sideScalars, true);
-      launchEmbeddingBackward<T>(stream_, view_, scatterLookupsDev_ + peerLookupCount_, deepLookupCount_ - peerLookupCount_, dOut_[flip], plan_.deepInputWidth,
-                                 keyGrad_, touched_);
-      mark("embedding gradients (the others)");
-    } else if (deepLookupCount_ > 0) {
+    if (deepLookupCount_ > 0) {
       launchEmbeddingBackward<T>(stream_, view_, deepLookupsDev_, deepLookupCount_, dOut_[flip], plan_.deepInputWidth, keyGrad_, touched_);
       mark("embedding gradients");
     }
@@ -1039,27 +1031,6 @@ class ModelImpl final : public Model {
   }
 
   /**
-   * The large tables read from every rank: once every rank's gradients into them are final (after
-   * the loss's all-reduce, or with `ownBarrier` after a one-word all-reduce queued now, right after
-   * this rank's scatter into them), the side stream lists the rows any rank flagged and updates them,
-   * reading the flagging ranks' rows.
-   */
-  void exchangePeerTables(const StepScalars& scalars, bool ownBarrier) {
-    if (ownBarrier) {
-      onComm([&] { world_->allReduceMax(peerBarrier_, 1, nccl::ncclInt32, commStream_, "the large tables' gradients (a barrier)"); }, false);
-      stamp(commStream_, "comm: the large tables' gradients final on every rank");
-      peerTablesExchanged_ = true;
-    }
-    check(cudaEventRecord(peersReady_, commStream_), "record the ranks' gradients");
-    check(cudaStreamWaitEvent(sideStream_, peersReady_, 0), "order the side stream");
-    check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
-    launchListAnyRank(sideStream_, peers_, peerRanges_, peerRangeCount_, mostPeerRows_, touchedList_, touchedCount_);
-    stamp(sideStream_, "side: rows read from every rank listed");
-    sparseApplyRows(sideStream_, scalars, true, touchedList_, touchedCount_, peers_);
-    stamp(sideStream_, "side: tables read from every rank updated");
-  }
-
-  /**
    * Sums over the ranks, on the communication stream (no join): the loss, every dense gradient but
    * the hidden layers' kernels (the front of the arena), and each table's gradients: small tables
    * as a whole (sum, and the union of touched rows), large ones as their touched rows (all-gathered
@@ -1082,10 +1053,17 @@ class ModelImpl final : public Model {
     world_->allReduceSum(lossValue_, 1, commStream_, "the loss");
     // The peers' rows are summed by the tables' optimizer itself: no step runs without it.
     if (peers_.size > 0 && !sideScalars) throw Error("a data-parallel step with the peers' rows but without the tables' optimizers");
-    // Past the loss's all-reduce every rank's backward chain is done, so every accumulator is
-    // final: the tables read from every rank are updated now (unless they were beside the scatter).
-    if (peers_.size > 0 && !peerTablesExchanged_) exchangePeerTables(*sideScalars, false);
-    peerTablesExchanged_ = false;
+    if (peers_.size > 0) {
+      // Past the loss's all-reduce every rank's backward chain is done, so every accumulator is
+      // final: the tables read from every rank are updated now, beside the other sums.
+      check(cudaEventRecord(peersReady_, commStream_), "record the ranks' gradients");
+      check(cudaStreamWaitEvent(sideStream_, peersReady_, 0), "order the side stream");
+      check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
+      launchListAnyRank(sideStream_, peers_, peerRanges_, peerRangeCount_, mostPeerRows_, touchedList_, touchedCount_);
+      stamp(sideStream_, "side: rows read from every rank listed");
+      sparseApplyRows(sideStream_, *sideScalars, true, touchedList_, touchedCount_, peers_);
+      stamp(sideStream_, "side: tables read from every rank updated");
+    }
     // The wide part's dense gradients may have been summed already (exchangeWide).
     const long long denseFrom = wideExchanged_ ? wideFloats_ : 0;
     if (restFloats_ > denseFrom) world_->allReduceSum(denseArena_ + denseFrom, restFloats_ - denseFrom, commStream_, "the dense gradients");
@@ -1261,21 +1239,26 @@ class ModelImpl final : public Model {
     // A rank touches at most this many rows of a table a step: the batch's reads of it, at most its rows.
     auto capacityOf = [&](int p) { return std::min<long long>(plan_.parameters[p].rows, reads[p] * plan_.batchCapacity); };
     auto large = [&](int p) { return (double)plan_.parameters[p].size * 4 >= kRowExchangeMinBytes && capacityOf(p) > 0; };
+    // EXPERIMENT: WNDC_CUDA_PEER_ALL=1 reads every table's rows from the peers (where the large
+    // ones are), none summed whole. The ranks agree on it: it changes their collective calls.
+    const char* peerAllText = std::getenv("WNDC_CUDA_PEER_ALL");
+    const bool peerAll = everyRank(peerAllText && std::string(peerAllText) == "1", "whether every rank reads every table from the peers");
     std::vector<int> tablePeer(tables_.size(), 0);
-    for (size_t t = 0; t < tables_.size(); t++) tablePeer[t] = large(tables_[t]) ? 1 : 0;
+    for (size_t t = 0; t < tables_.size(); t++) tablePeer[t] = large(tables_[t]) || (peerAll && capacityOf(tables_[t]) > 0) ? 1 : 0;
     const bool anyLarge = std::find(tablePeer.begin(), tablePeer.end(), 1) != tablePeer.end();
     const bool peer = anyLarge && (exchange == "" || exchange == "peer") && planPeerRows(size, tablePeer, exchange == "peer");
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
       const long long capacity = capacityOf(p);
-      if (!large(p)) continue;
       TableExchange& x = exchange_[t];
-      x.large = true;
-      if (peer) {
+      if (peer && tablePeer[t]) {
+        x.large = large(p);
         x.peer = true;
         continue;
       }
+      if (!large(p)) continue;
+      x.large = true;
       x.rows = true;
       x.bf16 = bf16Records && recordVectorised(keyGrad_ + buffers_[p].gradBase, spec.dim);
       const long long words = recordWords(capacity, spec.dim, x.bf16);
@@ -1293,36 +1276,10 @@ class ModelImpl final : public Model {
       mostCandidateRows_ = std::max<long long>(mostCandidateRows_, plan_.parameters[p].rows);
     }
     candidateRanges_ = upload("data parallelism:row lists", ranges);
-    if (peer) planTablesBesideScatter();
     allTouchedRange_ = upload("data parallelism:row lists", std::vector<FlagRange>{{touched_, totalRows_, touchedList_, touchedCount_}});
     allCounts_ = memory_.make<int>("data parallelism:row lists", std::max<size_t>(1, candidates_.size() * size));
     check(cudaHostAlloc(reinterpret_cast<void**>(&hostCounts_), std::max<size_t>(1, candidates_.size() * size) * sizeof(int), cudaHostAllocDefault),
           "allocate pinned host memory");
-  }
-
-  /**
-   * With the peers' rows, the large tables' optimizer need not wait for the whole backward pass: the
-   * embedding scatter runs in two launches, the lookups of the tables read from every rank first;
-   * then a one-word all-reduce (every rank's scatter into them is done) and their listing and
-   * optimizer on the side stream, beside the scatter into the other tables (exchangePeerTables).
-   * WNDC_CUDA_TABLES_BESIDE=0 keeps one scatter, the large tables updated after the loss's
-   * all-reduce. It adds a collective call: the ranks agree on it.
-   */
-  void planTablesBesideScatter() {
-    std::vector<int> tableIndex(plan_.parameters.size(), -1);
-    for (size_t t = 0; t < tables_.size(); t++) tableIndex[tables_[t]] = (int)t;
-    std::vector<DevLookup> first, then;
-    for (size_t l = 0; l < deepLookupsHost_.size(); l++) {
-      const int t = tableIndex[deepLookupTables_[l]];
-      (t >= 0 && exchange_[t].peer ? first : then).push_back(deepLookupsHost_[l]);
-    }
-    const char* text = std::getenv("WNDC_CUDA_TABLES_BESIDE");
-    const bool want = !(text && std::string(text) == "0") && !first.empty();
-    tablesBeside_ = everyRank(want, "whether every rank updates the large tables beside the rest of the embedding scatter");
-    if (!tablesBeside_) return;
-    peerLookupCount_ = (int)first.size();
-    first.insert(first.end(), then.begin(), then.end());
-    scatterLookupsDev_ = upload("plan:lookups", first);
   }
 
   /**
@@ -1503,7 +1460,7 @@ class ModelImpl final : public Model {
     destroyPeerStreams();
     peers_ = PeerRows{};
     peerRowsPending_ = false;
-    wideBeside_ = wideExchanged_ = tablesBeside_ = peerTablesExchanged_ = false;
+    wideBeside_ = wideExchanged_ = false;
     for (TableExchange& x : exchange_) x.wide = false;
     if (!peerMemory_) return;
     memory_.release(keyGrad_);
@@ -1689,7 +1646,6 @@ class ModelImpl final : public Model {
       if (piece.kind == Piece::Embedding) {
         deep.push_back(devLookup(piece.lookup, (int)deep.size()));
         deepLookupNames_.push_back(describe(piece.lookup));
-        deepLookupTables_.push_back(piece.lookup.table);
       } else if (piece.kind == Piece::Indicator) {
         indicatorNames_.resize(jobs.size() + 1, "");
         indicatorNames_[jobs.size()] = "the indicator at deep input column " + std::to_string(piece.outOffset) + " (" + std::to_string(piece.buckets) + " buckets)";
@@ -1700,7 +1656,6 @@ class ModelImpl final : public Model {
     }
     wideLookupsDev_ = upload("plan:lookups", wide);
     deepLookupsDev_ = upload("plan:lookups", deep);
-    deepLookupsHost_ = deep;
     deepLookupCount_ = (int)deep.size();
     denseJobsDev_ = upload("plan:lookups", jobs);
     denseJobCount_ = (int)jobs.size();
@@ -2060,9 +2015,6 @@ class ModelImpl final : public Model {
   std::vector<std::string> wideLookupNames_, deepLookupNames_, indicatorNames_;
   float movingAverageRate_ = 0.001f;
   DevLookup* wideLookupsDev_ = nullptr;
-  /** The deep lookups as uploaded, and each one's table (a parameter index). */
-  std::vector<DevLookup> deepLookupsHost_;
-  std::vector<int> deepLookupTables_;
   DevLookup* deepLookupsDev_ = nullptr;
   int deepLookupCount_ = 0;
   DevDenseJob* denseJobsDev_ = nullptr;
@@ -2155,15 +2107,6 @@ class ModelImpl final : public Model {
   cudaEvent_t wideReady_ = nullptr;
   /** This step's wide part went beside the tower's backward pass (exchangeTables leaves it out). */
   bool wideExchanged_ = false;
-  /**
-   * The large tables updated beside the rest of the embedding scatter (planTablesBesideScatter): the
-   * deep lookups with those of the tables read from every rank first (peerLookupCount_ of them), and
-   * whether this step's large tables went so (exchangeTables then leaves them out).
-   */
-  bool tablesBeside_ = false;
-  DevLookup* scatterLookupsDev_ = nullptr;
-  int peerLookupCount_ = 0;
-  bool peerTablesExchanged_ = false;
   /** The small tables' optimizer, beside the large ones' (side stream). */
   cudaStream_t smallStream_ = nullptr;
   cudaEvent_t smallDone_ = nullptr;
