@@ -1184,7 +1184,7 @@ class ModelImpl final : public Model {
     check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&commDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&countsReady_, cudaEventDisableTiming), "cudaEventCreate");
-    check(cudaStreamCreateWithPriority(&sideStream_, cudaStreamNonBlocking, tablesPriority(least, greatest)), "cudaStreamCreate (side)");
+    check(cudaStreamCreateWithPriority(&sideStream_, cudaStreamNonBlocking, least), "cudaStreamCreate (side)");
     check(cudaEventCreateWithFlags(&tablesDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&sideDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&kernelsSummed_, cudaEventDisableTiming), "cudaEventCreate");
@@ -1239,21 +1239,26 @@ class ModelImpl final : public Model {
     // A rank touches at most this many rows of a table a step: the batch's reads of it, at most its rows.
     auto capacityOf = [&](int p) { return std::min<long long>(plan_.parameters[p].rows, reads[p] * plan_.batchCapacity); };
     auto large = [&](int p) { return (double)plan_.parameters[p].size * 4 >= kRowExchangeMinBytes && capacityOf(p) > 0; };
+    // WNDC_CUDA_PEER_ALL=1: every table read from the peers where the large ones are, none summed
+    // whole. The ranks agree on it: it changes their collective calls.
+    const char* peerAllText = std::getenv("WNDC_CUDA_PEER_ALL");
+    const bool peerAll = everyRank(peerAllText && std::string(peerAllText) == "1", "whether every rank reads every table from the peers");
     std::vector<int> tablePeer(tables_.size(), 0);
-    for (size_t t = 0; t < tables_.size(); t++) tablePeer[t] = large(tables_[t]) ? 1 : 0;
+    for (size_t t = 0; t < tables_.size(); t++) tablePeer[t] = large(tables_[t]) || (peerAll && capacityOf(tables_[t]) > 0) ? 1 : 0;
     const bool anyLarge = std::find(tablePeer.begin(), tablePeer.end(), 1) != tablePeer.end();
     const bool peer = anyLarge && (exchange == "" || exchange == "peer") && planPeerRows(size, tablePeer, exchange == "peer");
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
       const long long capacity = capacityOf(p);
-      if (!large(p)) continue;
       TableExchange& x = exchange_[t];
-      x.large = true;
-      if (peer) {
+      if (peer && tablePeer[t]) {
+        x.large = large(p);
         x.peer = true;
         continue;
       }
+      if (!large(p)) continue;
+      x.large = true;
       x.rows = true;
       x.bf16 = bf16Records && recordVectorised(keyGrad_ + buffers_[p].gradBase, spec.dim);
       const long long words = recordWords(capacity, spec.dim, x.bf16);
@@ -1421,17 +1426,11 @@ class ModelImpl final : public Model {
     return true;
   }
 
-  /** EXPERIMENT: the tables' optimizers' streams' priority: the lowest, or with WNDC_CUDA_TABLES_PRIORITY=high the highest. */
-  static int tablesPriority(int least, int greatest) {
-    const char* text = std::getenv("WNDC_CUDA_TABLES_PRIORITY");
-    return text && std::string(text) == "high" ? greatest : least;
-  }
-
   /** The peers' rows' streams and events: the small tables' optimizer's stream, and the step's events. */
   void createPeerStreams() {
     int least = 0, greatest = 0;
     check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
-    check(cudaStreamCreateWithPriority(&smallStream_, cudaStreamNonBlocking, tablesPriority(least, greatest)), "cudaStreamCreate (small tables)");
+    check(cudaStreamCreateWithPriority(&smallStream_, cudaStreamNonBlocking, least), "cudaStreamCreate (small tables)");
     check(cudaEventCreateWithFlags(&smallDone_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&peersReady_, cudaEventDisableTiming), "cudaEventCreate");
     check(cudaEventCreateWithFlags(&wideReady_, cudaEventDisableTiming), "cudaEventCreate");
