@@ -303,14 +303,7 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
 function exchangeSummary(plan: TableExchange[], gpus: number): Record<string, unknown> {
   const named = (mode: TableExchange['mode']) => plan.filter((x) => x.mode === mode).map((x) => x.table);
   const note = plan.find((x) => x.note !== undefined)?.note;
-  const besideTower = plan.filter((x) => x.besideTower === true).map((x) => x.table);
-  return {
-    gpus,
-    tablesReadFromPeers: named('peer'),
-    tablesExchangedAsRows: named('rows'),
-    tablesSummedBesideTower: besideTower,
-    ...(note !== undefined ? { whyNotReadFromPeers: note } : {}),
-  };
+  return { gpus, tablesReadFromPeers: named('peer'), tablesExchangedAsRows: named('rows'), ...(note !== undefined ? { whyNotReadFromPeers: note } : {}) };
 }
 
 /**

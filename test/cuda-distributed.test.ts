@@ -13,7 +13,8 @@ import { cudaAvailability } from '../runtime/engine/cuda/load-addon.js';
 import { REPO } from './support/paths.js';
 import { randomBatch } from './support/random-batch.js';
 
-// Small tables are summed whole, `doc` (large, few rows read a step) travels as touched rows;
+// Small tables are summed whole (or, with the peers' rows, read from the peer like the large ones),
+// `doc` (large, few rows read a step) travels as touched rows;
 // dropout draws by global row, so the ranks drop the units one process would.
 const SPEC = `
 model dp
@@ -48,18 +49,14 @@ train {
 
 /**
  * WNDC_CUDA_EXCHANGE for the ranks: `records` all-gathers the large tables' touched rows; `default`
- * leaves it unset (read from the peers where possible, the wide part summed beside the deep tower's
- * backward pass); `wide-after` the same with WNDC_CUDA_WIDE_BESIDE=0 (the wide part summed with the
- * rest, after that pass); anything else is passed as it is.
+ * leaves it unset (read from the peers where possible); anything else is passed as it is.
  */
-type Exchange = 'records' | 'default' | 'wide-after' | (string & {});
+type Exchange = 'records' | 'default' | (string & {});
 
 function runRank(dir: string, rank: number, size: number, exchange: Exchange): Promise<{ code: number | null; output: string }> {
   const env = { ...process.env };
-  delete env.WNDC_CUDA_WIDE_BESIDE;
-  if (exchange === 'default' || exchange === 'wide-after') delete env.WNDC_CUDA_EXCHANGE;
+  if (exchange === 'default') delete env.WNDC_CUDA_EXCHANGE;
   else env.WNDC_CUDA_EXCHANGE = exchange;
-  if (exchange === 'wide-after') env.WNDC_CUDA_WIDE_BESIDE = '0';
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/cuda-rank.ts'), dir, String(rank), String(size)], { cwd: REPO, env });
     let output = '';
@@ -76,7 +73,7 @@ function runRank(dir: string, rank: number, size: number, exchange: Exchange): P
 interface RankResult {
   losses: number[];
   state: { name: string; data: number[] }[];
-  exchange: { table: string; mode: string; note?: string; besideTower?: boolean }[];
+  exchange: { table: string; mode: string; note?: string }[];
 }
 
 /**
@@ -145,18 +142,17 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
 }
 
 /**
- * The tables' ways: the small ones summed whole, `doc_id`'s (large) as `large` says: `rows` with
- * WNDC_CUDA_EXCHANGE=records; unset, `peer` where the GPUs reach each other's memory, else `rows`
- * with a note saying why. With the peers' rows (and not `wide-after`) the wide part's tables, and
- * only they, are summed beside the deep tower's backward pass. Returns the large tables' mode.
+ * The tables' ways: `doc_id`'s (large) as `large` says: `rows` with WNDC_CUDA_EXCHANGE=records;
+ * unset, `peer` where the GPUs reach each other's memory, else `rows` with a note saying why. The
+ * small ones are read from the peers too where the large ones are, else summed whole. Returns the
+ * large tables' mode.
  */
 function assertExchange(result: RankResult, exchange: Exchange): string {
   const large = result.exchange.find((x) => x.table === 'wide/features/doc_id')!.mode;
   if (exchange === 'records') assert.equal(large, 'rows');
   else if (large === 'rows') assert.ok(result.exchange.find((x) => x.table === 'wide/features/doc_id')!.note, 'rows instead of peer, without a note saying why');
   else assert.equal(large, 'peer');
-  // WNDC_CUDA_PEER_ALL=1 (passed on to the ranks): the small tables read from the peers too.
-  const small = large === 'peer' && process.env.WNDC_CUDA_PEER_ALL === '1' ? 'peer' : 'dense';
+  const small = large === 'peer' ? 'peer' : 'dense';
   assert.deepEqual(
     result.exchange.map((x) => `${x.table}: ${x.mode}`),
     [
@@ -167,11 +163,6 @@ function assertExchange(result: RankResult, exchange: Exchange): string {
       `deep/embeddings/doc_id_embedding: ${large}`,
       `deep/embeddings/tag_embedding: ${small}`,
     ],
-  );
-  const besideTower = large === 'peer' && exchange !== 'wide-after';
-  assert.deepEqual(
-    result.exchange.filter((x) => x.besideTower === true).map((x) => x.table),
-    besideTower ? ['wide/features/user_id', 'wide/features/doc_id', 'wide/features/tag'] : [],
   );
   return large;
 }
@@ -215,15 +206,6 @@ for (const exchange of ['default', 'records'] as const) {
     }
   });
 }
-
-test('two GPUs with the wide part summed after the deep tower\'s backward pass (WNDC_CUDA_WIDE_BESIDE=0): one GPU\'s weights after 4 steps, both ranks identical', async (t) => {
-  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'wide-after');
-  if (typeof outcome === 'string') return t.skip(outcome);
-  const { ranks, losses, reference } = outcome;
-  const mode = assertExchange(ranks[0]!, 'wide-after');
-  assertReplicasIdentical(ranks);
-  t.diagnostic(`${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
-});
 
 test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the choices', async (t) => {
   const availability = cudaAvailability();

@@ -65,12 +65,6 @@ napi_value number(napi_env env, double x) {
   return value;
 }
 
-napi_value boolean(napi_env env, bool x) {
-  napi_value value;
-  check(env, napi_get_boolean(env, x, &value));
-  return value;
-}
-
 void set(napi_env env, napi_value object, const char* key, napi_value value) {
   check(env, napi_set_named_property(env, object, key, value));
 }
@@ -607,7 +601,6 @@ WNDC_METHOD(modelExchangePlan, 0, {
     set(env, item, "table", string(env, plan[i].table));
     set(env, item, "mode", string(env, plan[i].mode));
     if (!plan[i].note.empty()) set(env, item, "note", string(env, plan[i].note));
-    if (plan[i].besideTower) set(env, item, "besideTower", boolean(env, true));
     check(env, napi_set_element(env, list, (uint32_t)i, item));
   }
   return list;

@@ -34,8 +34,6 @@ struct StepScalars {
  */
 struct TableExchangeOut {
   std::string table, mode, note;
-  /** Summed and updated beside the deep tower's backward pass (the wide part's, with the peers' rows). */
-  bool besideTower = false;
 };
 
 struct SparseGradientOut {

@@ -171,8 +171,6 @@ export interface TableExchange {
   table: string;
   mode: 'dense' | 'rows' | 'peer';
   note?: string;
-  /** Summed over the ranks and updated beside the deep tower's backward pass (the wide part's tables, with the peers' rows). */
-  besideTower?: boolean;
 }
 
 export interface NativeModel {
