@@ -168,7 +168,7 @@ function assertExchange(result: RankResult, exchange: Exchange): string {
 }
 
 for (const exchange of ['default', 'records'] as const) {
-  const how = exchange === 'records' ? 'row records all-gathered' : "large tables' rows read from the peer";
+  const how = exchange === 'records' ? 'row records all-gathered' : "every table's rows read from the peer";
   test(`two GPUs over NCCL (${how}), global batch 64 (32 rows each): the losses and every parameter and slot of one GPU with batch 64, after 4 steps; both ranks identical`, async (t) => {
     const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, exchange);
     if (typeof outcome === 'string') return t.skip(outcome);
@@ -217,6 +217,6 @@ test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the cho
   const runs = await Promise.all([0, 1].map((rank) => runRank(dir, rank, 2, 'sideways')));
   runs.forEach((r, rank) => {
     assert.notEqual(r.code, 0, `rank ${rank} went on`);
-    assert.match(r.output, /WNDC_CUDA_EXCHANGE=sideways: expected peer \(read the large tables' rows from the other GPUs\), records \(all-gather them\) or fp32/);
+    assert.match(r.output, /WNDC_CUDA_EXCHANGE=sideways: expected peer \(read the tables' rows from the other GPUs\), records \(all-gather the large ones' rows\) or fp32/);
   });
 });

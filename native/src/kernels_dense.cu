@@ -685,6 +685,8 @@ void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rows
   static const bool vectorRows = [] { const char* v = std::getenv("WNDC_CUDA_VECTOR_SPARSE"); return !(v && std::string(v) == "0"); }();
   static const bool narrowRows = [] { const char* v = std::getenv("WNDC_CUDA_NARROW_ROWS"); return !(v && std::string(v) == "0"); }();
   const SparseTables tab{tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0, slot1, tableCount};
+  // The grid of a warp per row either way (the count is on the device): 32 rows a warp then leaves
+  // the extra warps nothing to do past short lists, and up to 4096 blocks take long ones in turns.
   sparseApply<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(opt, rowsList, count, tab, keyGrad, touched, lossScale, skip, apply, vectorRows, narrowRows,
                                                                    peers);
   checkLaunch("sparse optimizer kernel");

@@ -1153,7 +1153,7 @@ class ModelImpl final : public Model {
     const char* exchangeText = std::getenv("WNDC_CUDA_EXCHANGE");
     const std::string exchange = exchangeText ? exchangeText : "";
     if (exchange != "" && exchange != "peer" && exchange != "records" && exchange != "fp32")
-      throw Error("WNDC_CUDA_EXCHANGE=" + exchange + ": expected peer (read the large tables' rows from the other GPUs), records (all-gather them) or fp32 " +
+      throw Error("WNDC_CUDA_EXCHANGE=" + exchange + ": expected peer (read the tables' rows from the other GPUs), records (all-gather the large ones' rows) or fp32 " +
                   "(all-gather them as float32), or unset it");
     const bool bf16Records = lowPrecision() && exchange != "fp32";
     std::vector<long long> reads(plan_.parameters.size(), 0);
@@ -1168,7 +1168,9 @@ class ModelImpl final : public Model {
     // With the peers' rows the small tables are read from the peers too: no NCCL call per table
     // (an all-reduce of its gradients and one of its flags), and one optimizer pass over every table
     // (two H200s: 24.76 M examples/s against 24.65 M with the small tables summed whole).
-    const bool peer = anyLarge && (exchange == "" || exchange == "peer") && planPeerRows(size, exchange == "peer");
+    // Unset, only where some table is large (small ones alone gain little over one all-reduce);
+    // `peer` insists either way.
+    const bool peer = ((exchange == "" && anyLarge) || (exchange == "peer" && !tables_.empty())) && planPeerRows(size, exchange == "peer");
     for (size_t t = 0; t < tables_.size(); t++) {
       const int p = tables_[t];
       const Parameter& spec = plan_.parameters[p];
@@ -1891,7 +1893,7 @@ class ModelImpl final : public Model {
     bool rows = false;
     /** Read from every rank's accumulator (symmetric memory) by the tables' optimizer: no collective. */
     bool peer = false;
-    /** Large enough to go as rows or peer (kRowExchangeMinBytes), whatever it went as this step. */
+    /** Large enough to go as rows (kRowExchangeMinBytes), whatever it went as this step; with the peers' rows every table goes as peer. */
     bool large = false;
     /** Row records carry bfloat16 values (--amp), else float32. */
     bool bf16 = false;
@@ -1935,7 +1937,7 @@ class ModelImpl final : public Model {
   long long keyGradFloats_ = 0;
   cudaStream_t commStream_ = nullptr;
   cudaEvent_t computeReady_ = nullptr, commDone_ = nullptr, countsReady_ = nullptr;
-  /** Side stream: the tables' optimizers, after tablesDone_ (the large tables' with the peers' rows: after peersReady_), beside the kernel-gradient products. */
+  /** Side stream: the tables' optimizers, after tablesDone_ (with the peers' rows: after peersReady_), beside the kernel-gradient products. */
   cudaStream_t sideStream_ = nullptr;
   cudaEvent_t tablesDone_ = nullptr, sideDone_ = nullptr;
   /** The hidden layers' kernels of the last data-parallel step are summed and updated (pending until the compute stream waits for it). */
