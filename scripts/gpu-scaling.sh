@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Data parallelism on a machine of several GPUs, in one go (issue 6's checks):
 #   1. test/cuda-distributed.test.ts: 2 ranks over NCCL give one GPU's weights (1e-5);
-#   2. the scaling benchmark: Outbrain, global batch 131,072, --amp, on 1 GPU, on N GPUs (the large
+#   2. the scaling benchmark: Outbrain, global batch 131,072, --amp, on 1 GPU, on N GPUs (the
 #      tables' rows read from the peers where the GPUs reach each other), and on N GPUs with the
-#      rows all-gathered as records (WNDC_CUDA_EXCHANGE=records), each `runs` times (the figures
+#      large tables' rows all-gathered as records (WNDC_CUDA_EXCHANGE=records), each `runs` times (the figures
 #      to report are the medians), then N GPUs with --profile, then N GPUs with NCCL forced onto
 #      sockets (a stand-in for several hosts, so records: no GPU reads another's memory there).
 # Usage (through the device tool): source .device/on-device.sh; bash scripts/gpu-scaling.sh [N] [runs]

@@ -13,7 +13,8 @@ import { cudaAvailability } from '../runtime/engine/cuda/load-addon.js';
 import { REPO } from './support/paths.js';
 import { randomBatch } from './support/random-batch.js';
 
-// Small tables are summed whole, `doc` (large, few rows read a step) travels as touched rows;
+// Small tables are summed whole (or, with the peers' rows, read from the peer like the large ones),
+// `doc` (large, few rows read a step) travels as touched rows;
 // dropout draws by global row, so the ranks drop the units one process would.
 const SPEC = `
 model dp
@@ -141,31 +142,33 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
 }
 
 /**
- * The tables' ways: the small ones summed whole, `doc_id`'s (large) as `large` says: `rows` with
- * WNDC_CUDA_EXCHANGE=records; unset, `peer` where the GPUs reach each other's memory, else `rows`
- * with a note saying why. Returns the large tables' mode.
+ * The tables' ways: `doc_id`'s (large) as `large` says: `rows` with WNDC_CUDA_EXCHANGE=records;
+ * unset, `peer` where the GPUs reach each other's memory, else `rows` with a note saying why. The
+ * small ones are read from the peers too where the large ones are, else summed whole. Returns the
+ * large tables' mode.
  */
 function assertExchange(result: RankResult, exchange: Exchange): string {
   const large = result.exchange.find((x) => x.table === 'wide/features/doc_id')!.mode;
   if (exchange === 'records') assert.equal(large, 'rows');
   else if (large === 'rows') assert.ok(result.exchange.find((x) => x.table === 'wide/features/doc_id')!.note, 'rows instead of peer, without a note saying why');
   else assert.equal(large, 'peer');
+  const small = large === 'peer' ? 'peer' : 'dense';
   assert.deepEqual(
     result.exchange.map((x) => `${x.table}: ${x.mode}`),
     [
-      'wide/features/user_id: dense',
+      `wide/features/user_id: ${small}`,
       `wide/features/doc_id: ${large}`,
-      'wide/features/tag: dense',
-      'deep/embeddings/user_id_embedding: dense',
+      `wide/features/tag: ${small}`,
+      `deep/embeddings/user_id_embedding: ${small}`,
       `deep/embeddings/doc_id_embedding: ${large}`,
-      'deep/embeddings/tag_embedding: dense',
+      `deep/embeddings/tag_embedding: ${small}`,
     ],
   );
   return large;
 }
 
 for (const exchange of ['default', 'records'] as const) {
-  const how = exchange === 'records' ? 'row records all-gathered' : "large tables' rows read from the peer";
+  const how = exchange === 'records' ? 'row records all-gathered' : "every table's rows read from the peer";
   test(`two GPUs over NCCL (${how}), global batch 64 (32 rows each): the losses and every parameter and slot of one GPU with batch 64, after 4 steps; both ranks identical`, async (t) => {
     const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, exchange);
     if (typeof outcome === 'string') return t.skip(outcome);
@@ -214,6 +217,6 @@ test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the cho
   const runs = await Promise.all([0, 1].map((rank) => runRank(dir, rank, 2, 'sideways')));
   runs.forEach((r, rank) => {
     assert.notEqual(r.code, 0, `rank ${rank} went on`);
-    assert.match(r.output, /WNDC_CUDA_EXCHANGE=sideways: expected peer \(read the large tables' rows from the other GPUs\), records \(all-gather them\) or fp32/);
+    assert.match(r.output, /WNDC_CUDA_EXCHANGE=sideways: expected peer \(read the tables' rows from the other GPUs\), records \(all-gather the large ones' rows\) or fp32/);
   });
 });

@@ -395,66 +395,108 @@ __device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks,
   return sum;
 }
 
-__global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* count, const long long* tableRowBase, const long long* tableGradBase,
-                            const int* tableDim, const int* tablePart, float* const* tables, float* const* slot0, float* const* slot1, int tableCount,
-                            float* keyGrad, unsigned char* touched, const float* lossScale, const int* skip, bool apply, bool vectorRows, PeerRows peers) {
-  const int lane = threadIdx.x & 31;
-  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
-  const bool update = apply && !(skip && *skip);
-  const float unscale = lossScale ? 1.0f / *lossScale : 1.0f;
-  const long long total = *count;
-  for (long long i = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); i < total; i += warps) {
-    const long long row = rowsList[i];
-    const int t = tableOf(row, tableRowBase, tableCount);
-    const long long local = row - tableRowBase[t];
-    const int dim = tableDim[t];
-    const long long offset = tableGradBase[t] + local * dim;
-    float* g = keyGrad + offset;
-    float* w = tables[t] + local * dim;
-    float* s0 = slot0[t] ? slot0[t] + local * dim : nullptr;
-    float* s1 = slot1[t] ? slot1[t] + local * dim : nullptr;
-    // A table read from every rank: the gradient is the ranks' sum, and this rank's row and
-    // flag stay until no rank reads them (launchClearPeerRows).
-    const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
-    const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
-    // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
-    // (more bytes in flight per SM than four dependent rounds of scalar loads).
-    const uintptr_t addresses = reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(s0) | reinterpret_cast<uintptr_t>(s1);
-    if (vectorRows && dim % 4 == 0 && addresses % 16 == 0) {
-      const OptimizerArgs& o = opt.part[tablePart[t]];
-      for (int d = lane * 4; d < dim; d += 128) {
-        float4* gv = reinterpret_cast<float4*>(g + d);
-        if (update) {
-          float4* wv = reinterpret_cast<float4*>(w + d);
-          const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d) : *gv;
-          float4 weight = *wv;
-          float4 a = s0 ? *reinterpret_cast<const float4*>(s0 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
-          float4 b = s1 ? *reinterpret_cast<const float4*>(s1 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
-          optimizerUpdate(o, weight.x, s0 ? &a.x : nullptr, s1 ? &b.x : nullptr, gradient.x * unscale);
-          optimizerUpdate(o, weight.y, s0 ? &a.y : nullptr, s1 ? &b.y : nullptr, gradient.y * unscale);
-          optimizerUpdate(o, weight.z, s0 ? &a.z : nullptr, s1 ? &b.z : nullptr, gradient.z * unscale);
-          optimizerUpdate(o, weight.w, s0 ? &a.w : nullptr, s1 ? &b.w : nullptr, gradient.w * unscale);
-          *wv = weight;
-          if (s0) *reinterpret_cast<float4*>(s0 + d) = a;
-          if (s1) *reinterpret_cast<float4*>(s1 + d) = b;
-        }
-        if (!fromRanks) *gv = make_float4(0.f, 0.f, 0.f, 0.f);
+/** The listed rows' tables, as the sparse optimizer reads them. */
+struct SparseTables {
+  const long long* rowBase;
+  const long long* gradBase;
+  const int* dim;
+  const int* part;
+  float* const* values;
+  float* const* slot0;
+  float* const* slot1;
+  int count;
+};
+
+/**
+ * One listed row (list entry i, table t) by `lanes` lanes starting at `lane` (a whole warp for wide
+ * rows, one thread for narrow ones): its gradient (this rank's, or with `peers` the flagging ranks'
+ * sum) applied, then, unless other ranks may still read it, cleared with its flag.
+ */
+__device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseTables& tab, long long i, long long row, int t, int lane, int lanes, float* keyGrad,
+                                         unsigned char* touched, float unscale, bool update, bool vectorRows, const PeerRows& peers) {
+  const long long local = row - tab.rowBase[t];
+  const int dim = tab.dim[t];
+  const long long offset = tab.gradBase[t] + local * dim;
+  float* g = keyGrad + offset;
+  float* w = tab.values[t] + local * dim;
+  float* s0 = tab.slot0[t] ? tab.slot0[t] + local * dim : nullptr;
+  float* s1 = tab.slot1[t] ? tab.slot1[t] + local * dim : nullptr;
+  // A table read from every rank: the gradient is the ranks' sum, and this rank's row and flag stay
+  // until no rank reads them (launchClearPeerRows).
+  const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
+  const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
+  const OptimizerArgs& o = opt.part[tab.part[t]];
+  // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
+  // (more bytes in flight per SM than four dependent rounds of scalar loads).
+  const uintptr_t addresses = reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(s0) | reinterpret_cast<uintptr_t>(s1);
+  if (vectorRows && dim % 4 == 0 && addresses % 16 == 0) {
+    for (int d = lane * 4; d < dim; d += lanes * 4) {
+      float4* gv = reinterpret_cast<float4*>(g + d);
+      if (update) {
+        float4* wv = reinterpret_cast<float4*>(w + d);
+        const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d) : *gv;
+        float4 weight = *wv;
+        float4 a = s0 ? *reinterpret_cast<const float4*>(s0 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 b = s1 ? *reinterpret_cast<const float4*>(s1 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
+        optimizerUpdate(o, weight.x, s0 ? &a.x : nullptr, s1 ? &b.x : nullptr, gradient.x * unscale);
+        optimizerUpdate(o, weight.y, s0 ? &a.y : nullptr, s1 ? &b.y : nullptr, gradient.y * unscale);
+        optimizerUpdate(o, weight.z, s0 ? &a.z : nullptr, s1 ? &b.z : nullptr, gradient.z * unscale);
+        optimizerUpdate(o, weight.w, s0 ? &a.w : nullptr, s1 ? &b.w : nullptr, gradient.w * unscale);
+        *wv = weight;
+        if (s0) *reinterpret_cast<float4*>(s0 + d) = a;
+        if (s1) *reinterpret_cast<float4*>(s1 + d) = b;
       }
-      if (lane == 0 && !fromRanks) touched[row] = 0;
-      continue;
+      if (!fromRanks) *gv = make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    if (update) {
-      const OptimizerArgs& o = opt.part[tablePart[t]];
-      for (int d = lane; d < dim; d += 32) {
+  } else {
+    for (int d = lane; d < dim; d += lanes) {
+      if (update) {
         float v = w[d];
         const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d) : g[d];
         optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, gradient * unscale);
         w[d] = v;
       }
+      if (!fromRanks) g[d] = 0.0f;
     }
-    if (fromRanks) continue;
-    for (int d = lane; d < dim; d += 32) g[d] = 0.0f;
-    if (lane == 0) touched[row] = 0;
+  }
+  if (lane == 0 && !fromRanks) touched[row] = 0;
+}
+
+/**
+ * Each warp takes 32 list entries at a time: rows of at most kNarrowRow floats (the wide part's
+ * weights, one float a row) one per lane, the wider ones one after another by the whole warp (a
+ * warp per row left 31 lanes idle on the wide part's rows; WNDC_CUDA_NARROW_ROWS=0 restores that).
+ */
+constexpr int kNarrowRow = 4;
+
+__global__ void sparseApply(OptimizerPair opt, const int* rowsList, const int* count, SparseTables tab, float* keyGrad, unsigned char* touched,
+                            const float* lossScale, const int* skip, bool apply, bool vectorRows, bool narrowRows, PeerRows peers) {
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  const long long warp = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const bool update = apply && !(skip && *skip);
+  const float unscale = lossScale ? 1.0f / *lossScale : 1.0f;
+  const long long total = *count;
+  if (!narrowRows) {
+    for (long long i = warp; i < total; i += warps) {
+      const long long row = rowsList[i];
+      applyRow(opt, tab, i, row, tableOf(row, tab.rowBase, tab.count), lane, 32, keyGrad, touched, unscale, update, vectorRows, peers);
+    }
+    return;
+  }
+  for (long long first = warp * 32; first < total; first += warps * 32) {
+    const long long i = first + lane;
+    const bool listed = i < total;
+    const long long row = listed ? rowsList[i] : 0;
+    const int t = listed ? tableOf(row, tab.rowBase, tab.count) : 0;
+    const bool narrow = listed && tab.dim[t] <= kNarrowRow;
+    if (narrow) applyRow(opt, tab, i, row, t, 0, 1, keyGrad, touched, unscale, update, vectorRows, peers);
+    for (unsigned wide = __ballot_sync(0xffffffffu, listed && !narrow); wide != 0u; wide &= wide - 1u) {
+      const int from = __ffs(wide) - 1;
+      const long long wideRow = __shfl_sync(0xffffffffu, row, from);
+      const int wideTable = __shfl_sync(0xffffffffu, t, from);
+      applyRow(opt, tab, first + from, wideRow, wideTable, lane, 32, keyGrad, touched, unscale, update, vectorRows, peers);
+    }
   }
 }
 
@@ -641,8 +683,12 @@ void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rows
   // Rows of whole float4s take float4 loads and stores (+1.4% for two H100s on Outbrain);
   // WNDC_CUDA_VECTOR_SPARSE=0 keeps them scalar, for comparisons.
   static const bool vectorRows = [] { const char* v = std::getenv("WNDC_CUDA_VECTOR_SPARSE"); return !(v && std::string(v) == "0"); }();
-  sparseApply<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(opt, rowsList, count, tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0,
-                                                                   slot1, tableCount, keyGrad, touched, lossScale, skip, apply, vectorRows, peers);
+  static const bool narrowRows = [] { const char* v = std::getenv("WNDC_CUDA_NARROW_ROWS"); return !(v && std::string(v) == "0"); }();
+  const SparseTables tab{tableRowBase, tableGradBase, tableDim, tablePart, tables, slot0, slot1, tableCount};
+  // The grid of a warp per row either way (the count is on the device): 32 rows a warp then leaves
+  // the extra warps nothing to do past short lists, and up to 4096 blocks take long ones in turns.
+  sparseApply<<<blocksFor(maxCount * 32, 256, 4096), 256, 0, s>>>(opt, rowsList, count, tab, keyGrad, touched, lossScale, skip, apply, vectorRows, narrowRows,
+                                                                   peers);
   checkLaunch("sparse optimizer kernel");
 }
 
