@@ -1086,11 +1086,7 @@ class ModelImpl final : public Model {
       }
       world_.reset();
       if (!productStream_) {
-        for (T* b : layerDPre_) memory_.release(b);
-        layerDPre_.clear();
-        for (cudaEvent_t e : kernelDone_)
-          if (e) cudaEventDestroy(e);
-        kernelDone_.clear();
+        releaseLayerGradients();
       }
       throw;
     }
@@ -1601,6 +1597,15 @@ class ModelImpl final : public Model {
    * plan for all SMs but WNDC_CUDA_BESIDE_RESERVE (default 32); WNDC_CUDA_PRODUCTS_BESIDE=0 runs
    * them inline. They have their own cuBLASLt workspace (split-K products keep partial sums there).
    */
+  /** Drops each layer's own dPre and its kernel-gradient events (allocateLayerGradients undone). */
+  void releaseLayerGradients() {
+    for (T* b : layerDPre_) memory_.release(b);
+    layerDPre_.clear();
+    for (cudaEvent_t e : kernelDone_)
+      if (e) cudaEventDestroy(e);
+    kernelDone_.clear();
+  }
+
   void planProductsBeside() {
     const char* flag = std::getenv("WNDC_CUDA_PRODUCTS_BESIDE");
     if ((flag && std::string(flag) == "0") || plan_.layers.size() < 2) return;
@@ -1619,11 +1624,7 @@ class ModelImpl final : public Model {
     } catch (const Error&) {
       memory_.release(workspace);
       if (!hadLayerGradients) {
-        for (T* b : layerDPre_) memory_.release(b);
-        layerDPre_.clear();
-        for (cudaEvent_t e : kernelDone_)
-          if (e) cudaEventDestroy(e);
-        kernelDone_.clear();
+        releaseLayerGradients();
       }
       size_t maxUnits = 1;
       for (size_t i = 0; i + 1 < plan_.layers.size(); i++) maxUnits = std::max(maxUnits, (size_t)plan_.layers[i].units);
