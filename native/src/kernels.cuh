@@ -142,20 +142,19 @@ struct OptimizerPair {
 };
 /**
  * Data parallelism over symmetric memory: every rank's table accumulators and touched flags, as
- * this GPU addresses them (device arrays of `size` pointers, rank order; this rank's are local),
- * and which tables take their rows' gradients from them (`tablePeer`, per table). size 0: none.
+ * this GPU addresses them (device arrays of `size` pointers, rank order; this rank's are local).
+ * Every table takes its rows' gradients from them. size 0: none.
  */
 struct PeerRows {
   const float* const* grads = nullptr;
   const unsigned char* const* touched = nullptr;
-  const int* tablePeer = nullptr;
   int size = 0;
   /** Per entry of the row list (launchListAnyRank): the ranks (bit r) that flagged the row. */
   unsigned* listRanks = nullptr;
 };
 /**
  * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
- * Rows of `peers`' tables (listed by launchListAnyRank) take the sum of the rows of the ranks that
+ * With `peers`, rows (listed by launchListAnyRank) take the sum of the rows of the ranks that
  * flagged them, in rank order (the same bits on every rank), and are left for launchClearPeerRows:
  * the other ranks may still read them.
  */
@@ -163,7 +162,7 @@ void launchSparseApply(cudaStream_t s, const OptimizerPair& opt, const int* rows
                        const long long* tableRowBase, const long long* tableGradBase, const int* tableDim, const int* tablePart,
                        float* const* tables, float* const* slot0, float* const* slot1, int tableCount, float* keyGrad,
                        unsigned char* touched, const float* lossScale, const int* skip, bool apply, const PeerRows& peers = {});
-/** Clears this rank's gradient and flag of each listed row of `peers`' tables, once no rank reads them. */
+/** Clears this rank's gradient and flag of each listed row (read from every rank), once no rank reads them. */
 void launchClearPeerRows(cudaStream_t s, const PeerRows& peers, const int* rowsList, const int* count, long long maxCount, const long long* tableRowBase,
                          const long long* tableGradBase, const int* tableDim, int tableCount, float* keyGrad, unsigned char* touched);
 /** Sets *flag when any gradient value is Inf or NaN. */

@@ -421,9 +421,9 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
   float* w = tab.values[t] + local * dim;
   float* s0 = tab.slot0[t] ? tab.slot0[t] + local * dim : nullptr;
   float* s1 = tab.slot1[t] ? tab.slot1[t] + local * dim : nullptr;
-  // A table read from every rank: the gradient is the ranks' sum, and this rank's row and flag stay
+  // Tables read from every rank: the gradient is the ranks' sum, and this rank's row and flag stay
   // until no rank reads them (launchClearPeerRows).
-  const bool fromRanks = peers.size > 0 && peers.tablePeer[t];
+  const bool fromRanks = peers.size > 0;
   const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
   const OptimizerArgs& o = opt.part[tab.part[t]];
   // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
@@ -509,7 +509,7 @@ __global__ void clearPeerRows(PeerRows peers, const int* rowsList, const int* co
   for (long long i = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); i < total; i += warps) {
     const long long row = rowsList[i];
     const int t = tableOf(row, tableRowBase, tableCount);
-    if (!peers.tablePeer[t] || touched[row] == 0) continue;
+    if (touched[row] == 0) continue;
     const int dim = tableDim[t];
     float* g = keyGrad + tableGradBase[t] + (row - tableRowBase[t]) * dim;
     if (dim % 4 == 0 && reinterpret_cast<uintptr_t>(g) % 16 == 0) {

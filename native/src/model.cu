@@ -1246,13 +1246,11 @@ class ModelImpl final : public Model {
       peerRanges.push_back({buffers_[tables_[t]].rowBase, rows});
       mostPeerRows_ = std::max(mostPeerRows_, rows);
     }
-    const std::vector<int> tablePeer(tables_.size(), 1);
     const std::string lists = "data parallelism:peers' rows";
     PeerRows peers;
     peers.listRanks = memory_.make<unsigned>(lists, std::max<long long>(1, totalRows_));
     peers.grads = memory_.make<const float*>(lists, size);
     peers.touched = memory_.make<const unsigned char*>(lists, size);
-    peers.tablePeer = upload(lists, tablePeer);
     peers.size = size;
     peerRanges_ = upload(lists, peerRanges);
     peerRangeCount_ = static_cast<int>(peerRanges.size());
@@ -1364,7 +1362,7 @@ class ModelImpl final : public Model {
   /** The tables' optimizers over the touched rows (touchedList_). */
   void sparseApply(cudaStream_t s, const StepScalars& scalars, bool apply) { sparseApplyRows(s, scalars, apply, touchedList_, touchedCount_, PeerRows{}); }
 
-  /** The tables' optimizers over `list`'s *count rows; those of `peers`' tables summed over the ranks (planPeerRows). */
+  /** The tables' optimizers over `list`'s *count rows; with `peers` (planPeerRows) each row summed over the ranks. */
   void sparseApplyRows(cudaStream_t s, const StepScalars& scalars, bool apply, const int* list, const int* count, const PeerRows& peers) {
     if (tables_.empty()) return;
     const bool fp16 = plan_.precision == Precision::Fp16;
