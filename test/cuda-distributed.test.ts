@@ -12,6 +12,7 @@ import { CudaEngine } from '../runtime/engine/cuda/engine.js';
 import { cudaAvailability } from '../runtime/engine/cuda/load-addon.js';
 import { REPO } from './support/paths.js';
 import { randomBatch } from './support/random-batch.js';
+import { scaleSlots } from './support/scale-slots.js';
 
 // Small tables are summed whole (or, with the peers' rows, read from the peer like the large ones),
 // `doc` (large, few rows read a step) travels as touched rows;
@@ -53,8 +54,8 @@ train {
  */
 type Exchange = 'records' | 'default' | (string & {});
 
-function runRank(dir: string, rank: number, size: number, exchange: Exchange): Promise<{ code: number | null; output: string }> {
-  const env = { ...process.env };
+function runRank(dir: string, rank: number, size: number, exchange: Exchange, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  const env = { ...process.env, ...extraEnv };
   if (exchange === 'default') delete env.WNDC_CUDA_EXCHANGE;
   else env.WNDC_CUDA_EXCHANGE = exchange;
   return new Promise((resolve) => {
@@ -81,9 +82,10 @@ interface RankResult {
  * both ranks' results and the one-GPU reference (losses and state), or a reason to skip.
  */
 async function gpusAndOne(
-  config: { steps: number; batch: number; seed: number; amp?: 'bf16' },
+  config: { steps: number; batch: number; seed: number; amp?: 'bf16'; rank0Slots?: boolean },
   size = 2,
   exchange: Exchange = 'default',
+  extraEnv: Record<string, string> = {},
 ): Promise<string | { ranks: RankResult[]; losses: number[]; reference: Map<string, Float32Array> }> {
   const availability = cudaAvailability();
   if (!availability.ok) return availability.reason;
@@ -92,7 +94,7 @@ async function gpusAndOne(
   writeFileSync(join(dir, 'spec.wnd'), SPEC);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   const all = Array.from({ length: size }, (_, rank) => rank);
-  const runs = await Promise.all(all.map((rank) => runRank(dir, rank, size, exchange)));
+  const runs = await Promise.all(all.map((rank) => runRank(dir, rank, size, exchange, extraEnv)));
   runs.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank} failed:\n${r.output}`));
   const ranks = all.map((rank) => JSON.parse(readFileSync(join(dir, `result-${rank}.json`), 'utf8')) as RankResult);
   // The reference: one process, one GPU, the whole global batches.
@@ -101,6 +103,7 @@ async function gpusAndOne(
   const engine = await CudaEngine.create({ device: 0, strictFp32: config.amp === undefined });
   try {
     await engine.build(ir, config.seed);
+    if (config.rank0Slots === true) await engine.loadState(scaleSlots(await engine.state(), 2));
     const lr = { wide: ir.wide.optimizer.learningRate, deep: ir.deep.optimizer.learningRate };
     const losses: number[] = [];
     for (let step = 0; step < config.steps; step++) losses.push((await engine.trainStep(randomBatch(ir, config.batch, 1000 + step, config.batch), step, lr)).loss);
@@ -206,6 +209,28 @@ for (const exchange of ['default', 'records'] as const) {
     }
   });
 }
+
+// With the peers' rows each rank updates the rows it owns and writes them into every rank's tables
+// (its slots stay with it); the way before, every rank updating every row, stays a switch.
+test("two GPUs, every rank updating every table row itself (WNDC_CUDA_SPLIT_ROWS=0, WNDC_CUDA_SYMMETRIC_DENSE=0): one GPU's weights after 4 steps; both ranks identical", async (t) => {
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'default', { WNDC_CUDA_SPLIT_ROWS: '0', WNDC_CUDA_SYMMETRIC_DENSE: '0' });
+  if (typeof outcome === 'string') return t.skip(outcome);
+  const { ranks, losses, reference } = outcome;
+  const mode = assertExchange(ranks[0]!, 'default');
+  assertReplicasIdentical(ranks);
+  t.diagnostic(`${mode}, rows not split: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+});
+
+// Resuming: rank 0 alone loads the checkpoint, then its broadcast gives every rank the model. With
+// the rows split, each rank's copy of the others' rows' slots goes stale as training runs; a fresh
+// state from rank 0 must win over them, not be patched with them.
+test("two GPUs, rank 0's own optimizer slots (set before the join, as a resumed checkpoint's): every rank trains from them, one GPU's weights after 4 steps", async (t) => {
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, rank0Slots: true });
+  if (typeof outcome === 'string') return t.skip(outcome);
+  const { ranks, losses, reference } = outcome;
+  assertReplicasIdentical(ranks);
+  t.diagnostic(`rank 0's slots: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+});
 
 test('an unknown WNDC_CUDA_EXCHANGE stops every rank at the join, naming the choices', async (t) => {
   const availability = cudaAvailability();

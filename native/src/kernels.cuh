@@ -146,11 +146,21 @@ struct OptimizerPair {
  * Every table takes its rows' gradients from them. size 0: none.
  */
 struct PeerRows {
-  const float* const* grads = nullptr;
-  const unsigned char* const* touched = nullptr;
+  float* const* grads = nullptr;
+  unsigned char* const* touched = nullptr;
   int size = 0;
   /** Per entry of the row list (launchListAnyRank): the ranks (bit r) that flagged the row. */
   unsigned* listRanks = nullptr;
+  /**
+   * Rows split between the ranks (the owner of row r, counted over every table, is rank r % size):
+   * this rank lists and updates only its own rows, writes their new weights into every rank's
+   * tables and clears every rank's gradient and flag of them. A row's optimizer slots are kept by
+   * its owner only (the other ranks' copies go stale: launchGatherOwnedRows reads them). -1: every
+   * rank updates every row and clears its own later (launchClearPeerRows).
+   */
+  int owner = -1;
+  /** With owner: per rank, the bytes from this rank's tables (values and slots) to that rank's (symmetric memory, one layout). */
+  const long long* tableOffsets = nullptr;
 };
 /**
  * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
@@ -208,6 +218,11 @@ struct FlagRange {
  * zero); `mostRows` is the longest range. Cheaper than launchSelectFlagged per range where order does not matter.
  */
 void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows);
+/**
+ * A table split between the ranks (rows `rows` of `dim` floats from global row `rowBase`): each
+ * row from its owner's copy (rank (rowBase + row) % size, offsets[r] bytes from `local`) into `out`.
+ */
+void launchGatherOwnedRows(cudaStream_t s, const float* local, float* out, long long rows, int dim, long long rowBase, int size, const long long* offsets);
 /** Rows begin .. begin + rows - 1 of the accumulator (one table's). */
 struct RowRange {
   long long begin, rows;

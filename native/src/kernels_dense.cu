@@ -422,8 +422,11 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
   float* s0 = tab.slot0[t] ? tab.slot0[t] + local * dim : nullptr;
   float* s1 = tab.slot1[t] ? tab.slot1[t] + local * dim : nullptr;
   // Tables read from every rank: the gradient is the ranks' sum, and this rank's row and flag stay
-  // until no rank reads them (launchClearPeerRows).
+  // until no rank reads them (launchClearPeerRows). With the rows split between the ranks
+  // (peers.owner), this rank owns the row: it writes the new weights into every rank's tables
+  // (its slots stay here) and clears the row and flag of every rank that flagged it.
   const bool fromRanks = peers.size > 0;
+  const bool owned = fromRanks && peers.owner >= 0;
   const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
   const OptimizerArgs& o = opt.part[tab.part[t]];
   // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
@@ -445,8 +448,12 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
         *wv = weight;
         if (s0) *reinterpret_cast<float4*>(s0 + d) = a;
         if (s1) *reinterpret_cast<float4*>(s1 + d) = b;
+        for (int r = 0; owned && r < peers.size; r++)
+          if (r != peers.owner) *reinterpret_cast<float4*>(reinterpret_cast<char*>(wv) + peers.tableOffsets[r]) = weight;
       }
       if (!fromRanks) *gv = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (unsigned left = owned ? ranks : 0u; left != 0u; left &= left - 1u)
+        *reinterpret_cast<float4*>(peers.grads[__ffs(left) - 1] + offset + d) = make_float4(0.f, 0.f, 0.f, 0.f);
     }
   } else {
     for (int d = lane; d < dim; d += lanes) {
@@ -455,11 +462,16 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
         const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d) : g[d];
         optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, gradient * unscale);
         w[d] = v;
+        for (int r = 0; owned && r < peers.size; r++)
+          if (r != peers.owner) *reinterpret_cast<float*>(reinterpret_cast<char*>(w + d) + peers.tableOffsets[r]) = v;
       }
       if (!fromRanks) g[d] = 0.0f;
+      for (unsigned left = owned ? ranks : 0u; left != 0u; left &= left - 1u) peers.grads[__ffs(left) - 1][offset + d] = 0.0f;
     }
   }
   if (lane == 0 && !fromRanks) touched[row] = 0;
+  if (lane == 0 && owned)
+    for (unsigned left = ranks; left != 0u; left &= left - 1u) peers.touched[__ffs(left) - 1][row] = 0;
 }
 
 /**

@@ -124,6 +124,7 @@ struct AnyRankFlag {
   PeerRows peers;
   long long begin;
   __device__ unsigned operator()(long long i) const {
+    if (peers.owner >= 0 && (begin + i) % peers.size != peers.owner) return 0u;
     unsigned ranks = 0;
     for (int r = 0; r < peers.size; r++)
       if (peers.touched[r][begin + i] != 0) ranks |= 1u << r;
@@ -181,7 +182,21 @@ __global__ void listAnyRank(PeerRows peers, const RowRange* ranges, int* list, i
   compactFlagged(r.rows, AnyRankFlag{peers, r.begin}, list, count, r.begin, peers.listRanks);
 }
 
+__global__ void gatherOwnedRows(const float* local, float* out, long long rows, int dim, long long rowBase, int size, const long long* offsets) {
+  const long long total = rows * dim;
+  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += (long long)gridDim.x * blockDim.x) {
+    const int owner = static_cast<int>((rowBase + k / dim) % size);
+    out[k] = *reinterpret_cast<const float*>(reinterpret_cast<const char*>(local + k) + offsets[owner]);
+  }
+}
+
 }  // namespace
+
+void launchGatherOwnedRows(cudaStream_t s, const float* local, float* out, long long rows, int dim, long long rowBase, int size, const long long* offsets) {
+  if (rows == 0) return;
+  gatherOwnedRows<<<blocksFor(rows * dim, 256, 4096), 256, 0, s>>>(local, out, rows, dim, rowBase, size, offsets);
+  checkLaunch("gather a table's rows from their owners kernel");
+}
 
 void launchListFlagged(cudaStream_t s, const FlagRange* ranges, int rangeCount, long long mostRows) {
   if (rangeCount == 0) return;

@@ -9,6 +9,7 @@
 #include "model.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,12 @@ namespace wndc {
 namespace {
 
 constexpr size_t kWorkspaceBytes = 64ull << 20;
+
+/** Whether the environment variable `name` is "0" (a default way switched off, for comparisons). */
+bool switchedOff(const char* name) {
+  const char* value = std::getenv(name);
+  return value && std::string(value) == "0";
+}
 
 /** Device allocations with names, so that running out of memory says what holds it. */
 class DeviceMemory {
@@ -171,6 +178,7 @@ class ModelImpl final : public Model {
     settleKernels();
     check(cudaMemcpyAsync(dst, data, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy a parameter to the GPU");
     awaitRanks(stream_, "copy a parameter to the GPU");
+    if (slot >= 0 && slot < 2) slotsScattered_[parameter][slot] = false;  // whole here again
   }
 
   std::vector<float> getTensor(int parameter, int slot) override {
@@ -178,9 +186,24 @@ class ModelImpl final : public Model {
     std::vector<float> out(n);
     float* src = tensor(parameter, slot, n);
     settleKernels();
+    if (slot >= 0) gatherOwnedSlots(stream_, parameter, slot);
     check(cudaMemcpyAsync(out.data(), src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy a parameter from the GPU");
     awaitRanks(stream_, "copy a parameter from the GPU");
     return out;
+  }
+
+  /**
+   * Rows split between the ranks: where a split step has run since this slot was last whole here,
+   * its rows are copied in place from their owners (the other ranks' memory; they cannot update it
+   * before this rank joins their next step). In place is safe: this rank's own rows copy onto
+   * themselves, and the other rows' owners never write this rank's slots.
+   */
+  void gatherOwnedSlots(cudaStream_t s, int p, int slot) {
+    const Parameter& spec = plan_.parameters[p];
+    if (slot >= std::min(spec.slots, 2) || !slotsScattered_[p][slot] || peers_.owner < 0) return;
+    check(cudaStreamWaitEvent(s, peerRowsCleared_, 0), "wait for the last step's tables");
+    launchGatherOwnedRows(s, buffers_[p].slots[slot], buffers_[p].slots[slot], spec.rows, spec.dim, buffers_[p].rowBase, peers_.size, peers_.tableOffsets);
+    slotsScattered_[p][slot] = false;
   }
 
   // ---- data ----
@@ -329,6 +352,9 @@ class ModelImpl final : public Model {
     const bool overlapped = world_ && !fp16;
     const bool sparseOnSide = overlapped && !tables_.empty();
     backward(step, masks, world_ != nullptr, overlapped ? &scalars : nullptr);
+    // Rows split between the ranks: each rank updated its own rows' slots only.
+    if (peers_.owner >= 0)
+      for (int p : tables_) slotsScattered_[p] = {true, true};
     if (!overlapped) {
       compactTouched(stream_);
       mark("touched rows");
@@ -345,7 +371,8 @@ class ModelImpl final : public Model {
       if (plan_.parameters[p].kind == ParameterKind::Dense) applyDense(stream_, p, scalars);
     mark("dense optimizers");
     if (sparseOnSide) {
-      check(cudaStreamWaitEvent(stream_, sideDone_, 0), "wait for the tables' optimizers");
+      // Rows split between the ranks: the other ranks write into this rank's tables too.
+      check(cudaStreamWaitEvent(stream_, peers_.owner >= 0 ? peerRowsCleared_ : sideDone_, 0), "wait for the tables' optimizers");
       stamp(stream_, "compute: tables updated");
     } else if (!overlapped) {
       sparseApply(stream_, scalars, true);
@@ -729,6 +756,7 @@ class ModelImpl final : public Model {
       if (exchanging) {
         onComm([&] { countTouchedRows(); }, false);
         exchangeTables(sideScalars);
+        settleOwnedRows(sideScalars);
         joinComm();
         clearPeerRows();
       }
@@ -827,6 +855,7 @@ class ModelImpl final : public Model {
       mark("layer ", i, " kernel gradient (tables crossing the ranks meanwhile)");
     }
     exchangeTables(sideScalars);
+    settleOwnedRows(sideScalars);
     for (size_t k = 0; perLayer && k < last; k++) {
       // In the order they are made: beside the chain the top layer first, after it layer 0 first.
       const size_t i = beside ? last - 1 - k : k;
@@ -1239,6 +1268,12 @@ class ModelImpl final : public Model {
       return false;
     };
     if (!everyRank(why.empty(), "whether every rank can read the others' rows")) return refuse(why.empty() ? "another rank cannot read the others' rows" : why);
+    // Where the ranks agree to (the buffers' sizes must match): the rows split between the ranks, the
+    // tables' values and slots in symmetric memory too (WNDC_CUDA_SPLIT_ROWS=0: every rank updates
+    // every row); the dense gradients, the loss and the barrier word there as well, so that NCCL
+    // sums them with its symmetric kernels (WNDC_CUDA_SYMMETRIC_DENSE=0: not).
+    const bool splitRows = everyRank(!switchedOff("WNDC_CUDA_SPLIT_ROWS"), "whether every rank splits the tables' rows");
+    const bool symmetricDense = everyRank(!switchedOff("WNDC_CUDA_SYMMETRIC_DENSE"), "whether every rank keeps the dense gradients in symmetric memory");
     // Everything of this rank's first: the lists, their device arrays and events.
     std::vector<RowRange> peerRanges;
     for (size_t t = 0; t < tables_.size(); t++) {
@@ -1249,49 +1284,147 @@ class ModelImpl final : public Model {
     const std::string lists = "data parallelism:peers' rows";
     PeerRows peers;
     peers.listRanks = memory_.make<unsigned>(lists, std::max<long long>(1, totalRows_));
-    peers.grads = memory_.make<const float*>(lists, size);
-    peers.touched = memory_.make<const unsigned char*>(lists, size);
+    peers.grads = memory_.make<float*>(lists, size);
+    peers.touched = memory_.make<unsigned char*>(lists, size);
     peers.size = size;
     peerRanges_ = upload(lists, peerRanges);
     peerRangeCount_ = static_cast<int>(peerRanges.size());
-    peerBarrier_ = memory_.make<int>(lists, 1);
-    check(cudaMemset(peerBarrier_, 0, sizeof(int)), "clear the barrier word");
+    peerBarrier_ = memory_.make<float>(lists, 1);
+    check(cudaMemset(peerBarrier_, 0, sizeof(float)), "clear the barrier word");
     createPeerEvents();
     // Then the symmetric memory: allocated here, agreed on, registered together, agreed on again.
     const size_t gradBytes = ((size_t)keyGradFloats_ * sizeof(float) + 255) / 256 * 256;
-    auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + (size_t)totalRows_, "the table gradient accumulators");
+    const size_t flagBytes = ((size_t)totalRows_ + 255) / 256 * 256;
+    const size_t denseBytes = symmetricDense ? ((size_t)std::max<long long>(1, denseArenaFloats_) * sizeof(float) + 255) / 256 * 256 : 0;
+    const size_t scalarBytes = symmetricDense ? 512 : 0;
+    auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + flagBytes + denseBytes + scalarBytes, "the table gradient accumulators");
     if (!everyRank(buffer->problem().empty(), "whether every rank has the symmetric memory")) {
       const std::string problem = buffer->problem();
       buffer.reset();  // not registered: this rank's alone to free
       return refuse(problem.empty() ? "another rank could not allocate the symmetric memory" : problem);
     }
+    // The tables' copy (as large as the tables and their slots, beside them until they move): where
+    // some rank lacks the memory, every rank keeps its tables and updates every row.
+    std::unique_ptr<PeerBuffer> tables = splitRows ? std::make_unique<PeerBuffer>(*world_, tableStateBytes(), "the tables") : nullptr;
+    if (tables && !everyRank(tables->problem().empty(), "whether every rank has the tables' symmetric memory")) tables.reset();
+    auto problemOf = [&] { return !buffer->problem().empty() ? buffer->problem() : tables ? tables->problem() : std::string(); };
     buffer->join();
-    if (!everyRank(buffer->problem().empty(), "whether every rank reaches the others' rows")) {
-      const std::string problem = buffer->problem();
+    if (tables) tables->join();
+    if (!everyRank(problemOf().empty(), "whether every rank reaches the others' rows")) {
+      const std::string problem = problemOf();
       buffer.reset();  // every rank deregisters together
+      tables.reset();
       return refuse(problem.empty() ? "another rank cannot reach every rank's memory" : problem);
     }
-    check(cudaMemset(buffer->local(), 0, buffer->bytes()), "clear the table gradient accumulators");
-    std::vector<const float*> grads;
-    std::vector<const unsigned char*> flags;
-    for (void* base : buffer->ranks()) {
-      grads.push_back(static_cast<const float*>(base));
-      flags.push_back(static_cast<const unsigned char*>(base) + gradBytes);
+    // Registered on every rank: the members own them from here (a later failure aborts the world,
+    // after which registered memory is left to the driver, so what moved into it stays valid).
+    peerMemory_ = std::move(buffer);
+    tableMemory_ = std::move(tables);
+    // The moves below copy on the legacy stream: nothing of this model's may still be queued.
+    check(cudaDeviceSynchronize(), "wait for the GPU before moving the gradients and tables");
+    check(cudaMemset(peerMemory_->local(), 0, peerMemory_->bytes()), "clear the table gradient accumulators");
+    std::vector<float*> grads;
+    std::vector<unsigned char*> flags;
+    for (void* base : peerMemory_->ranks()) {
+      grads.push_back(static_cast<float*>(base));
+      flags.push_back(static_cast<unsigned char*>(base) + gradBytes);
     }
     memory_.release(keyGrad_);
     memory_.release(touched_);
-    keyGrad_ = static_cast<float*>(buffer->local());
-    touched_ = static_cast<unsigned char*>(buffer->local()) + gradBytes;
+    keyGrad_ = static_cast<float*>(peerMemory_->local());
+    touched_ = static_cast<unsigned char*>(peerMemory_->local()) + gradBytes;
     memory_.adopt("gradients:table accumulators (NCCL symmetric memory)", keyGrad_, gradBytes);
     memory_.adopt("gradients:touched rows (NCCL symmetric memory)", touched_, (size_t)totalRows_);
-    peerMemory_ = std::move(buffer);
+    if (symmetricDense) {
+      char* base = static_cast<char*>(peerMemory_->local()) + gradBytes + flagBytes;
+      float* arena = reinterpret_cast<float*>(base);
+      check(cudaMemcpy(arena, denseArena_, (size_t)denseArenaFloats_ * sizeof(float), cudaMemcpyDeviceToDevice), "move the dense gradients");
+      for (size_t p = 0; p < plan_.parameters.size(); p++)
+        if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad >= denseArena_ && buffers_[p].grad < denseArena_ + denseArenaFloats_)
+          buffers_[p].grad = arena + (buffers_[p].grad - denseArena_);
+      memory_.release(denseArena_);
+      denseArena_ = arena;
+      memory_.adopt("gradients:dense parameters (NCCL symmetric memory)", denseArena_, denseBytes);
+      float* loss = reinterpret_cast<float*>(base + denseBytes);
+      check(cudaMemcpy(loss, lossValue_, sizeof(float), cudaMemcpyDeviceToDevice), "move the loss");
+      memory_.release(lossValue_);
+      lossValue_ = loss;
+      memory_.release(peerBarrier_);
+      peerBarrier_ = reinterpret_cast<float*>(base + denseBytes + 256);
+      memory_.adopt("activations:head (NCCL symmetric memory)", base + denseBytes, scalarBytes);
+      symmetricDense_ = true;
+    }
     auto copy = [&](auto* device, const auto& host) {
       if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice), "copy the peers' rows' lists to the GPU");
     };
-    copy(const_cast<const float**>(peers.grads), grads);
-    copy(const_cast<const unsigned char**>(peers.touched), flags);
+    copy(const_cast<float**>(peers.grads), grads);
+    copy(const_cast<unsigned char**>(peers.touched), flags);
+    if (tableMemory_) {
+      // Each rank's tables' optimizer writes its rows' weights into every rank's tables.
+      moveTables(static_cast<char*>(tableMemory_->local()), " (NCCL symmetric memory)");
+      std::vector<long long> offsets;
+      for (void* base : tableMemory_->ranks()) offsets.push_back(static_cast<char*>(base) - static_cast<char*>(tableMemory_->local()));
+      peers.tableOffsets = upload(lists, offsets);
+      peers.owner = world_->rank();
+    }
     peers_ = peers;
     return true;
+  }
+
+  static size_t aligned256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+  /** The bytes moveTables lays every table's values and slots out in (each 256-byte aligned). */
+  size_t tableStateBytes() const {
+    size_t bytes = 0;
+    for (int p : tables_) {
+      const Parameter& spec = plan_.parameters[p];
+      bytes += (size_t)(1 + std::min(spec.slots, 2)) * aligned256((size_t)spec.size * sizeof(float));
+    }
+    return std::max<size_t>(bytes, 256);
+  }
+
+  /**
+   * Moves every table's values and slots into `base` (tableStateBytes() bytes, whose owner frees
+   * it), or with nullptr back into memory of their own, and re-points what names them on the device.
+   */
+  void moveTables(char* base, const char* where) {
+    size_t at = 0;
+    for (int p : tables_) {
+      const Parameter& spec = plan_.parameters[p];
+      ParameterBuffers& b = buffers_[p];
+      const size_t bytes = (size_t)spec.size * sizeof(float);
+      auto move = [&](float*& from, const std::string& name) {
+        float* to = base ? reinterpret_cast<float*>(base + at) : memory_.make<float>(name, spec.size);
+        if (base) memory_.adopt(name + where, to, bytes);
+        at += aligned256(bytes);
+        check(cudaMemcpy(to, from, bytes, cudaMemcpyDeviceToDevice), "move a table");
+        memory_.release(from);
+        from = to;
+      };
+      move(b.value, "tables:" + spec.name);
+      for (int s = 0; s < spec.slots && s < 2; s++) move(b.slots[s], "optimizer slots:" + spec.name);
+    }
+    uploadTablePointers();
+  }
+
+  /** The tables' value and slot pointers into the device arrays the optimizers and lookups read. */
+  void uploadTablePointers() {
+    std::vector<float*> values, slot0, slot1;
+    for (int p : tables_) {
+      values.push_back(buffers_[p].value);
+      slot0.push_back(buffers_[p].slots[0]);
+      slot1.push_back(buffers_[p].slots[1]);
+    }
+    auto copy = [&](auto* device, const auto& host) {
+      if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice), "copy the tables' pointers to the GPU");
+    };
+    copy(tableValuesDev_, values);
+    copy(tableSlot0Dev_, slot0);
+    copy(tableSlot1Dev_, slot1);
+    for (size_t i = 0; i < wideLookupsHost_.size(); i++) wideLookupsHost_[i].table = buffers_[wideLookupTables_[i]].value;
+    for (size_t i = 0; i < deepLookupsHost_.size(); i++) deepLookupsHost_[i].table = buffers_[deepLookupTables_[i]].value;
+    copy(wideLookupsDev_, wideLookupsHost_);
+    copy(deepLookupsDev_, deepLookupsHost_);
   }
 
   /** The peers' rows' events: every rank's gradients final, and this rank's rows cleared. */
@@ -1313,6 +1446,25 @@ class ModelImpl final : public Model {
     peers_ = PeerRows{};
     peerRowsPending_ = false;
     if (!peerMemory_) return;
+    // After an abort (how a failed join ends) the symmetric memory is never freed (PeerBuffer): the
+    // tables, the dense gradients and the loss stay where they are.
+    const bool keepInPlace = world_ && world_->aborted();
+    if (tableMemory_) {
+      if (!keepInPlace) moveTables(nullptr, "");
+      tableMemory_.reset();
+    }
+    if (symmetricDense_ && !keepInPlace) {
+      float* arena = memory_.make<float>("gradients:dense parameters", std::max<long long>(1, denseArenaFloats_));
+      for (size_t p = 0; p < plan_.parameters.size(); p++)
+        if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad >= denseArena_ && buffers_[p].grad < denseArena_ + denseArenaFloats_)
+          buffers_[p].grad = arena + (buffers_[p].grad - denseArena_);
+      memory_.release(denseArena_);
+      denseArena_ = arena;
+      memory_.release(lossValue_);
+      lossValue_ = memory_.make<float>("activations:head", 1);
+      check(cudaMemset(lossValue_, 0, sizeof(float)), "clear the loss");
+      symmetricDense_ = false;
+    }
     memory_.release(keyGrad_);
     memory_.release(touched_);
     peerMemory_.reset();
@@ -1324,12 +1476,16 @@ class ModelImpl final : public Model {
 
   void broadcastState(int root) override {
     if (!world_) throw Error("broadcastState outside a data-parallel job");
+    // Rows split between the ranks: the root's slots of the others' rows may be stale; fetch them first.
+    for (int p : tables_)
+      for (int slot = 0; world_->rank() == root && slot < 2; slot++) gatherOwnedSlots(commStream_, p, slot);
     for (size_t p = 0; p < plan_.parameters.size(); p++) {
       const Parameter& spec = plan_.parameters[p];
       world_->broadcast(buffers_[p].value, spec.size * sizeof(float), root, commStream_, spec.name.c_str());
       for (int s = 0; s < spec.slots && s < 2; s++) world_->broadcast(buffers_[p].slots[s], spec.size * sizeof(float), root, commStream_, spec.name.c_str());
     }
     awaitRanks(commStream_, "broadcast the model");
+    for (auto& scattered : slotsScattered_) scattered = {false, false};
   }
 
   std::vector<TableExchangeOut> exchangePlan() override {
@@ -1372,6 +1528,20 @@ class ModelImpl final : public Model {
   }
 
   /**
+   * Rows split between the ranks: once every rank's tables' optimizer is done (a one-word
+   * all-reduce after it, queued before the kernels' sums), every rank's tables hold the step's
+   * updates and its rows are cleared (peerRowsCleared_): the next step's lookups and backward pass
+   * wait for that.
+   */
+  void settleOwnedRows(const StepScalars* sideScalars) {
+    if (peers_.owner < 0 || !sideScalars || tables_.empty()) return;
+    check(cudaStreamWaitEvent(commStream_, sideDone_, 0), "order the communication stream");
+    world_->allReduceSum(peerBarrier_, 1, commStream_, "the end of the tables' updates (a barrier)");
+    check(cudaEventRecord(peerRowsCleared_, commStream_), "record the updated tables");
+    stamp(commStream_, "comm: every rank's tables updated");
+  }
+
+  /**
    * After the tables' optimizers of a step with peers_ (on the communication stream, so that the
    * next step's backward pass waits for it only where it adds into the accumulators): a barrier
    * (a one-word all-reduce: every rank's optimizers are done reading this rank's rows), then this
@@ -1379,8 +1549,13 @@ class ModelImpl final : public Model {
    */
   void clearPeerRows() {
     if (peers_.size == 0 || tables_.empty()) return;
+    if (peers_.owner >= 0) {
+      // The owners cleared the rows in their optimizer; the barrier is queued (settleOwnedRows).
+      peerRowsPending_ = true;
+      return;
+    }
     check(cudaStreamWaitEvent(commStream_, sideDone_, 0), "order the communication stream");
-    world_->allReduceMax(peerBarrier_, 1, nccl::ncclInt32, commStream_, "the end of the tables' reads (a barrier)");
+    world_->allReduceSum(peerBarrier_, 1, commStream_, "the end of the tables' reads (a barrier)");
     launchClearPeerRows(commStream_, peers_, touchedList_, touchedCount_, totalRows_, tableRowBaseDev_, tableGradBaseDev_, tableDimDev_, (int)tables_.size(),
                         keyGrad_, touched_);
     check(cudaEventRecord(peerRowsCleared_, commStream_), "record the cleared rows");
@@ -1402,6 +1577,7 @@ class ModelImpl final : public Model {
     movingAverageRate_ = (float)(1.0 - (double)plan_.batchNormMomentum);
     // Parameters, slots, gradients.
     buffers_.resize(plan_.parameters.size());
+    slotsScattered_.assign(plan_.parameters.size(), {false, false});
     long long gradFloats = 0, rows = 0;
     std::vector<long long> denseOffsets(plan_.parameters.size(), -1);
     // Dense gradients share one arena (64-float aligned pieces): first every one but the hidden
@@ -1480,12 +1656,14 @@ class ModelImpl final : public Model {
     auto describe = [&](const Lookup& l) { return "`" + param(l.table).name + "` (" + std::to_string(param(l.table).rows) + " rows)"; };
     for (size_t i = 0; i < plan_.wideLookups.size(); i++) {
       wide.push_back(devLookup(plan_.wideLookups[i], (int)i));
+      wideLookupTables_.push_back(plan_.wideLookups[i].table);
       wideLookupNames_.push_back(describe(plan_.wideLookups[i]));
     }
     std::vector<DevDenseJob> jobs;
     for (const Piece& piece : plan_.pieces) {
       if (piece.kind == Piece::Embedding) {
         deep.push_back(devLookup(piece.lookup, (int)deep.size()));
+        deepLookupTables_.push_back(piece.lookup.table);
         deepLookupNames_.push_back(describe(piece.lookup));
       } else if (piece.kind == Piece::Indicator) {
         indicatorNames_.resize(jobs.size() + 1, "");
@@ -1497,6 +1675,8 @@ class ModelImpl final : public Model {
     }
     wideLookupsDev_ = upload("plan:lookups", wide);
     deepLookupsDev_ = upload("plan:lookups", deep);
+    wideLookupsHost_ = wide;
+    deepLookupsHost_ = deep;
     deepLookupCount_ = (int)deep.size();
     denseJobsDev_ = upload("plan:lookups", jobs);
     denseJobCount_ = (int)jobs.size();
@@ -1737,6 +1917,7 @@ class ModelImpl final : public Model {
       memory_.release(touched_);
       peerMemory_.reset();
     }
+    tableMemory_.reset();
     world_.reset();
     if (hostCounts_) cudaFreeHost(hostCounts_);
     hostCounts_ = nullptr;
@@ -1861,6 +2042,9 @@ class ModelImpl final : public Model {
   float movingAverageRate_ = 0.001f;
   DevLookup* wideLookupsDev_ = nullptr;
   DevLookup* deepLookupsDev_ = nullptr;
+  /** The lookups as uploaded, and each one's table (parameter): moveTables re-points them. */
+  std::vector<DevLookup> wideLookupsHost_, deepLookupsHost_;
+  std::vector<int> wideLookupTables_, deepLookupTables_;
   int deepLookupCount_ = 0;
   DevDenseJob* denseJobsDev_ = nullptr;
   int denseJobCount_ = 0;
@@ -1919,8 +2103,15 @@ class ModelImpl final : public Model {
    * clearing of the last step's rows (the next backward pass waits for it).
    */
   std::unique_ptr<PeerBuffer> peerMemory_;
+  /** With the rows split between the ranks (PeerRows::owner): every table's values and slots (moveTables). */
+  std::unique_ptr<PeerBuffer> tableMemory_;
   PeerRows peers_{};
-  int* peerBarrier_ = nullptr;
+  /** A word all-reduced (0 + 0) after the tables' optimizers: a barrier (clearPeerRows, settleOwnedRows). */
+  float* peerBarrier_ = nullptr;
+  /** Per parameter and slot: rows split between the ranks have updated it since it was last whole here (gatherOwnedSlots). */
+  std::vector<std::array<bool, 2>> slotsScattered_;
+  /** The dense gradients and the loss live in peerMemory_ (planPeerRows). */
+  bool symmetricDense_ = false;
   /** Every table's row range (listed over every rank). */
   RowRange* peerRanges_ = nullptr;
   int peerRangeCount_ = 0;

@@ -180,6 +180,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainSummary> {
     }
     if (modelDir !== undefined) saveCheckpoint(modelDir, meta(epoch + 1, 0), await engine.state(), o.keepCheckpoints ?? 3);
   }
+  // Rank 0's checkpoint may read the other ranks' GPU memory (the CUDA engine keeps a table row's
+  // optimizer slots on the rank that updates it): no rank leaves, and frees it, before it is written.
+  if (distributed) await collective.barrier();
   return { steps: step, resumedFrom, lastEval };
 }
 
