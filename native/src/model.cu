@@ -1293,9 +1293,9 @@ class ModelImpl final : public Model {
     check(cudaMemset(peerBarrier_, 0, sizeof(float)), "clear the barrier word");
     createPeerEvents();
     // Then the symmetric memory: allocated here, agreed on, registered together, agreed on again.
-    const size_t gradBytes = ((size_t)keyGradFloats_ * sizeof(float) + 255) / 256 * 256;
-    const size_t flagBytes = ((size_t)totalRows_ + 255) / 256 * 256;
-    const size_t denseBytes = symmetricDense ? ((size_t)std::max<long long>(1, denseArenaFloats_) * sizeof(float) + 255) / 256 * 256 : 0;
+    const size_t gradBytes = aligned256((size_t)keyGradFloats_ * sizeof(float));
+    const size_t flagBytes = aligned256((size_t)totalRows_);
+    const size_t denseBytes = symmetricDense ? aligned256((size_t)std::max<long long>(1, denseArenaFloats_) * sizeof(float)) : 0;
     const size_t scalarBytes = symmetricDense ? 512 : 0;
     auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + flagBytes + denseBytes + scalarBytes, "the table gradient accumulators");
     if (!everyRank(buffer->problem().empty(), "whether every rank has the symmetric memory")) {
@@ -1337,13 +1337,7 @@ class ModelImpl final : public Model {
     memory_.adopt("gradients:touched rows (NCCL symmetric memory)", touched_, (size_t)totalRows_);
     if (symmetricDense) {
       char* base = static_cast<char*>(peerMemory_->local()) + gradBytes + flagBytes;
-      float* arena = reinterpret_cast<float*>(base);
-      check(cudaMemcpy(arena, denseArena_, (size_t)denseArenaFloats_ * sizeof(float), cudaMemcpyDeviceToDevice), "move the dense gradients");
-      for (size_t p = 0; p < plan_.parameters.size(); p++)
-        if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad >= denseArena_ && buffers_[p].grad < denseArena_ + denseArenaFloats_)
-          buffers_[p].grad = arena + (buffers_[p].grad - denseArena_);
-      memory_.release(denseArena_);
-      denseArena_ = arena;
+      moveDenseGradients(reinterpret_cast<float*>(base));
       memory_.adopt("gradients:dense parameters (NCCL symmetric memory)", denseArena_, denseBytes);
       float* loss = reinterpret_cast<float*>(base + denseBytes);
       check(cudaMemcpy(loss, lossValue_, sizeof(float), cudaMemcpyDeviceToDevice), "move the loss");
@@ -1372,6 +1366,16 @@ class ModelImpl final : public Model {
   }
 
   static size_t aligned256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+  /** Copies the dense gradients' arena to `arena` and re-points the dense parameters' gradients into it (the old arena is released). */
+  void moveDenseGradients(float* arena) {
+    check(cudaMemcpy(arena, denseArena_, (size_t)denseArenaFloats_ * sizeof(float), cudaMemcpyDeviceToDevice), "move the dense gradients");
+    for (size_t p = 0; p < plan_.parameters.size(); p++)
+      if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad >= denseArena_ && buffers_[p].grad < denseArena_ + denseArenaFloats_)
+        buffers_[p].grad = arena + (buffers_[p].grad - denseArena_);
+    memory_.release(denseArena_);
+    denseArena_ = arena;
+  }
 
   /** The bytes moveTables lays every table's values and slots out in (each 256-byte aligned). */
   size_t tableStateBytes() const {
@@ -1454,12 +1458,7 @@ class ModelImpl final : public Model {
       tableMemory_.reset();
     }
     if (symmetricDense_ && !keepInPlace) {
-      float* arena = memory_.make<float>("gradients:dense parameters", std::max<long long>(1, denseArenaFloats_));
-      for (size_t p = 0; p < plan_.parameters.size(); p++)
-        if (plan_.parameters[p].kind == ParameterKind::Dense && buffers_[p].grad >= denseArena_ && buffers_[p].grad < denseArena_ + denseArenaFloats_)
-          buffers_[p].grad = arena + (buffers_[p].grad - denseArena_);
-      memory_.release(denseArena_);
-      denseArena_ = arena;
+      moveDenseGradients(memory_.make<float>("gradients:dense parameters", std::max<long long>(1, denseArenaFloats_)));
       memory_.release(lossValue_);
       lossValue_ = memory_.make<float>("activations:head", 1);
       check(cudaMemset(lossValue_, 0, sizeof(float)), "clear the loss");
