@@ -1296,6 +1296,7 @@ class ModelImpl final : public Model {
     const size_t gradBytes = aligned256((size_t)keyGradFloats_ * sizeof(float));
     const size_t flagBytes = aligned256((size_t)totalRows_);
     const size_t denseBytes = symmetricDense ? aligned256((size_t)std::max<long long>(1, denseArenaFloats_) * sizeof(float)) : 0;
+    // The loss at its start, the barrier word 256 bytes on (each on a line of its own).
     const size_t scalarBytes = symmetricDense ? 512 : 0;
     auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + flagBytes + denseBytes + scalarBytes, "the table gradient accumulators");
     if (!everyRank(buffer->problem().empty(), "whether every rank has the symmetric memory")) {
@@ -1348,11 +1349,8 @@ class ModelImpl final : public Model {
       memory_.adopt("activations:head (NCCL symmetric memory)", base + denseBytes, scalarBytes);
       symmetricDense_ = true;
     }
-    auto copy = [&](auto* device, const auto& host) {
-      if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice), "copy the peers' rows' lists to the GPU");
-    };
-    copy(const_cast<float**>(peers.grads), grads);
-    copy(const_cast<unsigned char**>(peers.touched), flags);
+    copyToDevice(const_cast<float**>(peers.grads), grads, "copy the peers' rows' lists to the GPU");
+    copyToDevice(const_cast<unsigned char**>(peers.touched), flags, "copy the peers' rows' lists to the GPU");
     if (tableMemory_) {
       // Each rank's tables' optimizer writes its rows' weights into every rank's tables.
       moveTables(static_cast<char*>(tableMemory_->local()), " (NCCL symmetric memory)");
@@ -1419,16 +1417,14 @@ class ModelImpl final : public Model {
       slot0.push_back(buffers_[p].slots[0]);
       slot1.push_back(buffers_[p].slots[1]);
     }
-    auto copy = [&](auto* device, const auto& host) {
-      if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice), "copy the tables' pointers to the GPU");
-    };
-    copy(tableValuesDev_, values);
-    copy(tableSlot0Dev_, slot0);
-    copy(tableSlot1Dev_, slot1);
+    const char* what = "copy the tables' pointers to the GPU";
+    copyToDevice(tableValuesDev_, values, what);
+    copyToDevice(tableSlot0Dev_, slot0, what);
+    copyToDevice(tableSlot1Dev_, slot1, what);
     for (size_t i = 0; i < wideLookupsHost_.size(); i++) wideLookupsHost_[i].table = buffers_[wideLookupTables_[i]].value;
     for (size_t i = 0; i < deepLookupsHost_.size(); i++) deepLookupsHost_[i].table = buffers_[deepLookupTables_[i]].value;
-    copy(wideLookupsDev_, wideLookupsHost_);
-    copy(deepLookupsDev_, deepLookupsHost_);
+    copyToDevice(wideLookupsDev_, wideLookupsHost_, what);
+    copyToDevice(deepLookupsDev_, deepLookupsHost_, what);
   }
 
   /** The peers' rows' events: every rank's gradients final, and this rank's rows cleared. */
@@ -1560,6 +1556,12 @@ class ModelImpl final : public Model {
     check(cudaEventRecord(peerRowsCleared_, commStream_), "record the cleared rows");
     stamp(commStream_, "comm: rows read by every rank cleared");
     peerRowsPending_ = true;
+  }
+
+  /** Overwrites the device array `device` (made by upload, as long) with `host`. */
+  template <typename V>
+  void copyToDevice(V* device, const std::vector<V>& host, const char* what) {
+    if (!host.empty()) check(cudaMemcpy(device, host.data(), host.size() * sizeof(V), cudaMemcpyHostToDevice), what);
   }
 
   template <typename V>
