@@ -303,7 +303,14 @@ async function benchmark(ir: ModelIR, engine: Engine, data: Data, flags: RunFlag
 function exchangeSummary(plan: TableExchange[], gpus: number): Record<string, unknown> {
   const named = (mode: TableExchange['mode']) => plan.filter((x) => x.mode === mode).map((x) => x.table);
   const note = plan.find((x) => x.note !== undefined)?.note;
-  return { gpus, tablesReadFromPeers: named('peer'), tablesExchangedAsRows: named('rows'), ...(note !== undefined ? { whyNotReadFromPeers: note } : {}) };
+  const peerRows = plan.find((x) => x.rows !== undefined)?.rows;
+  return {
+    gpus,
+    tablesReadFromPeers: named('peer'),
+    ...(peerRows !== undefined ? { peerRows } : {}),
+    tablesExchangedAsRows: named('rows'),
+    ...(note !== undefined ? { whyNotReadFromPeers: note } : {}),
+  };
 }
 
 /**

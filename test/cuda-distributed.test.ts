@@ -74,7 +74,7 @@ function runRank(dir: string, rank: number, size: number, exchange: Exchange, ex
 interface RankResult {
   losses: number[];
   state: { name: string; data: number[] }[];
-  exchange: { table: string; mode: string; note?: string }[];
+  exchange: { table: string; mode: string; note?: string; rows?: string }[];
 }
 
 /**
@@ -147,11 +147,12 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
 /**
  * The tables' ways: `doc_id`'s (large) as `large` says: `rows` with WNDC_CUDA_EXCHANGE=records;
  * unset, `peer` where the GPUs reach each other's memory, else `rows` with a note saying why. The
- * small ones are read from the peers too where the large ones are, else summed whole. Returns the
- * large tables' mode.
+ * small ones are read from the peers too where the large ones are, else summed whole; read from
+ * the peers, every table's rows are updated `rows` (see TableExchange). Returns the large tables' mode.
  */
-function assertExchange(result: RankResult, exchange: Exchange): string {
+function assertExchange(result: RankResult, exchange: Exchange, rows = 'split-pushed'): string {
   const large = result.exchange.find((x) => x.table === 'wide/features/doc_id')!.mode;
+  if (large === 'peer') assert.deepEqual([...new Set(result.exchange.map((x) => x.rows))], [rows]);
   if (exchange === 'records') assert.equal(large, 'rows');
   else if (large === 'rows') assert.ok(result.exchange.find((x) => x.table === 'wide/features/doc_id')!.note, 'rows instead of peer, without a note saying why');
   else assert.equal(large, 'peer');
@@ -216,9 +217,20 @@ test("two GPUs, every rank updating every table row itself (WNDC_CUDA_SPLIT_ROWS
   const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'default', { WNDC_CUDA_SPLIT_ROWS: '0', WNDC_CUDA_SYMMETRIC_DENSE: '0' });
   if (typeof outcome === 'string') return t.skip(outcome);
   const { ranks, losses, reference } = outcome;
-  const mode = assertExchange(ranks[0]!, 'default');
+  const mode = assertExchange(ranks[0]!, 'default', 'replicated');
   assertReplicasIdentical(ranks);
   t.diagnostic(`${mode}, rows not split: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+});
+
+// Split rows, pushed by default (each rank writes the rows it flagged into their owners' inboxes);
+// the way before, the owners reading them from the other ranks, stays a switch.
+test("two GPUs, each row's owner reading the other rank's gradients of it (WNDC_CUDA_PUSH_ROWS=0): one GPU's weights after 4 steps; both ranks identical", async (t) => {
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'default', { WNDC_CUDA_PUSH_ROWS: '0' });
+  if (typeof outcome === 'string') return t.skip(outcome);
+  const { ranks, losses, reference } = outcome;
+  const mode = assertExchange(ranks[0]!, 'default', 'split');
+  assertReplicasIdentical(ranks);
+  t.diagnostic(`${mode}, rows read by their owners: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
 });
 
 // Resuming: rank 0 alone loads the checkpoint, then its broadcast gives every rank the model. With

@@ -601,6 +601,7 @@ WNDC_METHOD(modelExchangePlan, 0, {
     set(env, item, "table", string(env, plan[i].table));
     set(env, item, "mode", string(env, plan[i].mode));
     if (!plan[i].note.empty()) set(env, item, "note", string(env, plan[i].note));
+    if (!plan[i].rows.empty()) set(env, item, "rows", string(env, plan[i].rows));
     check(env, napi_set_element(env, list, (uint32_t)i, item));
   }
   return list;

@@ -140,6 +140,13 @@ void launchDenseApply(cudaStream_t s, const OptimizerArgs& o, float* param, cons
 struct OptimizerPair {
   OptimizerArgs part[2];
 };
+/** One table as the pushed rows' kernels see it. */
+struct PeerTable {
+  long long rowBase, rows, gradBase;
+  /** Floats and flags from the start of an inbox slot to this table's rows. */
+  long long inboxGradBase, inboxFlagBase;
+  int dim;
+};
 /**
  * Data parallelism over symmetric memory: every rank's table accumulators and touched flags, as
  * this GPU addresses them (device arrays of `size` pointers, rank order; this rank's are local).
@@ -161,7 +168,38 @@ struct PeerRows {
   int owner = -1;
   /** With owner: per rank, the bytes from this rank's tables (values and slots) to that rank's (symmetric memory, one layout). */
   const long long* tableOffsets = nullptr;
+  /**
+   * Pushed rows (with owner; -1: not): once its backward pass is done each rank moves the rows it
+   * flagged that another rank owns into that owner's inbox (launchPushRows), so that the owner's
+   * listing and optimizer read its own memory only (reads over NVLink wait a round trip; writes do
+   * not). An inbox holds size - 1 slots, one per other rank (inboxSlot); a slot lays the tables out
+   * one after another (`tables`), each as the rows one rank owns: row r of table t at
+   * (r - rowBase) / size. Floats from a rank's accumulator (grads[r]) to its inbox.
+   */
+  long long inboxAt = -1;
+  /** Bytes from a rank's flags (touched[r]) to its inbox's flags; the floats and flags of one slot. */
+  long long inboxFlagsAt = 0, inboxSlice = 0, flagSlice = 0;
+  /** Per table, where its rows are (device array, table order; with inboxAt). */
+  const PeerTable* tables = nullptr;
 };
+#ifdef __CUDACC__
+/** Rank `rank`'s slot in `owner`'s inbox. */
+__host__ __device__ inline int inboxSlot(int rank, int owner) { return rank < owner ? rank : rank - 1; }
+/**
+ * Where rank r's gradient of a row this rank owns is (r flagged it), `offset` floats into the
+ * accumulator or `inboxOffset` into an inbox slot: its accumulator, or with pushed rows this
+ * rank's own accumulator (r == owner) or inbox.
+ */
+__device__ inline float* rankGradient(const PeerRows& peers, int r, long long offset, long long inboxOffset) {
+  if (peers.inboxAt < 0 || r == peers.owner) return peers.grads[r] + offset;
+  return peers.grads[peers.owner] + peers.inboxAt + inboxSlot(r, peers.owner) * peers.inboxSlice + inboxOffset;
+}
+/** The flag of that row: `row` of the accumulator's flags, or `inboxRow` of an inbox slot's. */
+__device__ inline unsigned char* rankFlag(const PeerRows& peers, int r, long long row, long long inboxRow) {
+  if (peers.inboxAt < 0 || r == peers.owner) return peers.touched[r] + row;
+  return peers.touched[peers.owner] + peers.inboxFlagsAt + inboxSlot(r, peers.owner) * peers.flagSlice + inboxRow;
+}
+#endif
 /**
  * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
  * With `peers`, rows (listed by launchListAnyRank) take the sum of the rows of the ranks that
@@ -233,6 +271,16 @@ struct RowRange {
  * `mostRows` is the longest range.
  */
 void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ranges, int rangeCount, long long mostRows, int* list, int* count);
+/**
+ * Pushed rows (peers.inboxAt): moves the rows this rank flagged (`touched`) that other ranks own
+ * into their owners' inboxes, flags them there and clears them here; `mostRows` is the largest table.
+ */
+void launchPushRows(cudaStream_t s, const PeerRows& peers, int tableCount, long long mostRows, float* keyGrad, unsigned char* touched);
+/**
+ * Pushed rows: lists (in no set order) the rows this rank owns that any rank flagged (its own
+ * flags, and its inbox's), with the ranks beside each (peers.listRanks); *count must start at zero.
+ */
+void launchListOwned(cudaStream_t s, const PeerRows& peers, int tableCount, long long mostRows, int* list, int* count);
 /** What packing does to the packed rows of the accumulator: zero them, or keep them (as sent: rounded to bfloat16 with bfloat16 records). */
 enum class PackMode { Clear, Keep };
 /** Copies a table's touched rows (rows are local to the table) into a record for an all-gather. */

@@ -366,11 +366,12 @@ __device__ __forceinline__ int tableOf(long long row, const long long* base, int
 }
 
 /**
- * The gradients at `offset` of the ranks in `ranks` (bit r: rank r flagged the row; the others hold
- * zeros there), summed in rank order: the same bits on every rank. The loads are issued together.
+ * The gradients of the ranks in `ranks` (bit r: rank r flagged the row; the others hold zeros
+ * there), at `offset` floats into their accumulators or `inboxOffset` into this rank's inbox
+ * (rankGradient), summed in rank order: the same bits on every rank. The loads are issued together.
  */
 template <typename V>
-__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks, long long offset) {
+__device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks, long long offset, long long inboxOffset) {
   constexpr int kBatch = 8;
   V sum{};
   bool any = false;
@@ -380,7 +381,7 @@ __device__ __forceinline__ V sumOverRanks(const PeerRows& peers, unsigned ranks,
 #pragma unroll
     for (int k = 0; k < kBatch; k++) {
       if (ranks == 0u) break;
-      v[k] = *reinterpret_cast<const V*>(peers.grads[__ffs(ranks) - 1] + offset);
+      v[k] = *reinterpret_cast<const V*>(rankGradient(peers, __ffs(ranks) - 1, offset, inboxOffset));
       ranks &= ranks - 1u;
       n = k + 1;
     }
@@ -428,6 +429,10 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
   const bool fromRanks = peers.size > 0;
   const bool owned = fromRanks && peers.owner >= 0;
   const unsigned ranks = fromRanks ? peers.listRanks[i] : 0u;
+  // Pushed rows: the other ranks' gradients of this row wait in this rank's inbox.
+  const long long inboxRow = peers.inboxAt >= 0 ? local / peers.size : 0;
+  const long long inboxOffset = peers.inboxAt >= 0 ? peers.tables[t].inboxGradBase + inboxRow * dim : 0;
+  const long long inboxFlagRow = peers.inboxAt >= 0 ? peers.tables[t].inboxFlagBase + inboxRow : 0;
   const OptimizerArgs& o = opt.part[tab.part[t]];
   // Rows of whole, aligned float4s: each lane loads its four weights, slots and gradients at once
   // (more bytes in flight per SM than four dependent rounds of scalar loads).
@@ -437,7 +442,7 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
       float4* gv = reinterpret_cast<float4*>(g + d);
       if (update) {
         float4* wv = reinterpret_cast<float4*>(w + d);
-        const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d) : *gv;
+        const float4 gradient = fromRanks ? sumOverRanks<float4>(peers, ranks, offset + d, inboxOffset + d) : *gv;
         float4 weight = *wv;
         float4 a = s0 ? *reinterpret_cast<const float4*>(s0 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
         float4 b = s1 ? *reinterpret_cast<const float4*>(s1 + d) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -453,25 +458,25 @@ __device__ __forceinline__ void applyRow(const OptimizerPair& opt, const SparseT
       }
       if (!fromRanks) *gv = make_float4(0.f, 0.f, 0.f, 0.f);
       for (unsigned left = owned ? ranks : 0u; left != 0u; left &= left - 1u)
-        *reinterpret_cast<float4*>(peers.grads[__ffs(left) - 1] + offset + d) = make_float4(0.f, 0.f, 0.f, 0.f);
+        *reinterpret_cast<float4*>(rankGradient(peers, __ffs(left) - 1, offset + d, inboxOffset + d)) = make_float4(0.f, 0.f, 0.f, 0.f);
     }
   } else {
     for (int d = lane; d < dim; d += lanes) {
       if (update) {
         float v = w[d];
-        const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d) : g[d];
+        const float gradient = fromRanks ? sumOverRanks<float>(peers, ranks, offset + d, inboxOffset + d) : g[d];
         optimizerUpdate(o, v, s0 ? s0 + d : nullptr, s1 ? s1 + d : nullptr, gradient * unscale);
         w[d] = v;
         for (int r = 0; owned && r < peers.size; r++)
           if (r != peers.owner) *reinterpret_cast<float*>(reinterpret_cast<char*>(w + d) + peers.tableOffsets[r]) = v;
       }
       if (!fromRanks) g[d] = 0.0f;
-      for (unsigned left = owned ? ranks : 0u; left != 0u; left &= left - 1u) peers.grads[__ffs(left) - 1][offset + d] = 0.0f;
+      for (unsigned left = owned ? ranks : 0u; left != 0u; left &= left - 1u) *rankGradient(peers, __ffs(left) - 1, offset + d, inboxOffset + d) = 0.0f;
     }
   }
   if (lane == 0 && !fromRanks) touched[row] = 0;
   if (lane == 0 && owned)
-    for (unsigned left = ranks; left != 0u; left &= left - 1u) peers.touched[__ffs(left) - 1][row] = 0;
+    for (unsigned left = ranks; left != 0u; left &= left - 1u) *rankFlag(peers, __ffs(left) - 1, row, inboxFlagRow) = 0;
 }
 
 /**

@@ -133,14 +133,14 @@ struct AnyRankFlag {
 };
 
 /**
- * Appends offset + i for the indices i < rows where `flagged(i)` != 0 to `list` (and that value to
- * `values`, when given): one pass, one atomic
+ * Appends offset + i * stride for the indices i < rows where `flagged(i)` != 0 to `list` (and that
+ * value to `values`, when given): one pass, one atomic
  * per block and step (the block's warps take consecutive places). The order is the blocks' arrival order: every
  * use of these lists treats each row on its own (a record's rows are distinct; the optimizers
  * update each row alone), so the sums and updates do not depend on it.
  */
 template <typename Flagged>
-__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long offset = 0, unsigned* values = nullptr) {
+__device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* count, long long offset = 0, unsigned* values = nullptr, long long stride = 1) {
   __shared__ int warpCounts[32];
   __shared__ int blockBase;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
@@ -163,7 +163,7 @@ __device__ void compactFlagged(long long rows, Flagged flagged, int* list, int* 
     __syncthreads();
     if (on) {
       const int place = blockBase + warpCounts[warp] + __popc(mask & ((1u << lane) - 1u));
-      list[place] = static_cast<int>(offset + i);
+      list[place] = static_cast<int>(offset + i * stride);
       if (values) values[place] = value;
     }
     __syncthreads();
@@ -180,6 +180,84 @@ __global__ void listFlagged(const FlagRange* ranges) {
 __global__ void listAnyRank(PeerRows peers, const RowRange* ranges, int* list, int* count) {
   const RowRange r = ranges[blockIdx.y];
   compactFlagged(r.rows, AnyRankFlag{peers, r.begin}, list, count, r.begin, peers.listRanks);
+}
+
+/**
+ * Pushed rows: the ranks (bit r) that flagged this rank's row first + i * size of one table: this
+ * rank in its own flags, the others in its inbox (that row's index there is i).
+ */
+struct OwnedFlag {
+  PeerRows peers;
+  PeerTable table;
+  long long first;
+  __device__ unsigned operator()(long long i) const {
+    unsigned ranks = 0;
+    for (int r = 0; r < peers.size; r++)
+      if (*rankFlag(peers, r, first + i * peers.size, table.inboxFlagBase + i) != 0) ranks |= 1u << r;
+    return ranks;
+  }
+};
+
+/** Table blockIdx.y's rows of this rank's that any rank flagged (see launchListOwned). */
+__global__ void listOwned(PeerRows peers, int* list, int* count) {
+  const PeerTable table = peers.tables[blockIdx.y];
+  const long long size = peers.size, end = table.rowBase + table.rows;
+  // This rank's first row of the table (rows are owned by row % size), and how many it owns.
+  const long long first = table.rowBase + ((peers.owner - table.rowBase % size) % size + size) % size;
+  const long long rows = first < end ? (end - first + size - 1) / size : 0;
+  compactFlagged(rows, OwnedFlag{peers, table, first}, list, count, first, peers.listRanks, size);
+}
+
+/**
+ * Row `row` of `table` (this rank flagged it; rank row % size owns it) by `lanes` lanes from `lane`:
+ * copied into its owner's inbox and flagged there, then cleared here (the owner's optimizer adds it
+ * and clears it there).
+ */
+__device__ __forceinline__ void pushRow(const PeerRows& peers, const PeerTable& table, long long row, int lane, int lanes, float* keyGrad,
+                                        unsigned char* touched) {
+  const int owner = static_cast<int>(row % peers.size);
+  const long long local = row - table.rowBase, inboxRow = local / peers.size;
+  const int dim = table.dim, slot = inboxSlot(peers.owner, owner);
+  float* from = keyGrad + table.gradBase + local * dim;
+  float* to = peers.grads[owner] + peers.inboxAt + slot * peers.inboxSlice + table.inboxGradBase + inboxRow * dim;
+  if (dim % 4 == 0 && (reinterpret_cast<uintptr_t>(from) | reinterpret_cast<uintptr_t>(to)) % 16 == 0) {
+    for (int d = lane * 4; d < dim; d += lanes * 4) {
+      float4* f = reinterpret_cast<float4*>(from + d);
+      *reinterpret_cast<float4*>(to + d) = *f;
+      *f = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  } else {
+    for (int d = lane; d < dim; d += lanes) {
+      to[d] = from[d];
+      from[d] = 0.0f;
+    }
+  }
+  if (lane == 0) {
+    peers.touched[owner][peers.inboxFlagsAt + slot * peers.flagSlice + table.inboxFlagBase + inboxRow] = 1;
+    touched[row] = 0;
+  }
+}
+
+/**
+ * Table blockIdx.y's rows this rank flagged that other ranks own, 32 consecutive rows a warp: rows
+ * of at most 4 floats a lane each, wider ones by the whole warp in turn.
+ */
+__global__ void pushRows(PeerRows peers, float* keyGrad, unsigned char* touched) {
+  const PeerTable table = peers.tables[blockIdx.y];
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+  const long long warp = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const bool narrow = table.dim <= 4;
+  for (long long first = warp * 32; first < table.rows; first += warps * 32) {
+    const long long row = table.rowBase + first + lane;
+    const bool push = first + lane < table.rows && touched[row] != 0 && row % peers.size != peers.owner;
+    if (narrow) {
+      if (push) pushRow(peers, table, row, 0, 1, keyGrad, touched);
+      continue;
+    }
+    for (unsigned wide = __ballot_sync(0xffffffffu, push); wide != 0u; wide &= wide - 1u)
+      pushRow(peers, table, table.rowBase + first + __ffs(wide) - 1, lane, 32, keyGrad, touched);
+  }
 }
 
 __global__ void gatherOwnedRows(const float* local, float* out, long long rows, int dim, long long rowBase, int size, const long long* offsets) {
@@ -209,6 +287,19 @@ void launchListAnyRank(cudaStream_t s, const PeerRows& peers, const RowRange* ra
   if (rangeCount == 0) return;
   listAnyRank<<<dim3(blocksFor(std::max<long long>(mostRows, 1), 256, 1024), rangeCount), 256, 0, s>>>(peers, ranges, list, count);
   checkLaunch("list every rank's flagged rows kernel");
+}
+
+void launchPushRows(cudaStream_t s, const PeerRows& peers, int tableCount, long long mostRows, float* keyGrad, unsigned char* touched) {
+  if (tableCount == 0 || peers.inboxAt < 0) return;
+  pushRows<<<dim3(blocksFor(std::max<long long>(mostRows, 1), 256, 1024), tableCount), 256, 0, s>>>(peers, keyGrad, touched);
+  checkLaunch("push rows to their owners kernel");
+}
+
+void launchListOwned(cudaStream_t s, const PeerRows& peers, int tableCount, long long mostRows, int* list, int* count) {
+  if (tableCount == 0 || peers.inboxAt < 0) return;
+  const long long owned = (std::max<long long>(mostRows, 1) + peers.size - 1) / peers.size + 1;
+  listOwned<<<dim3(blocksFor(owned, 256, 1024), tableCount), 256, 0, s>>>(peers, list, count);
+  checkLaunch("list this rank's flagged rows kernel");
 }
 
 bool recordVectorised(const float* grad, int dim) { return dim % 4 == 0 && reinterpret_cast<uintptr_t>(grad) % 16 == 0; }

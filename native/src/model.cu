@@ -754,6 +754,7 @@ class ModelImpl final : public Model {
     }
     if (plan_.layers.empty()) {
       if (exchanging) {
+        pushOwnedRows();
         onComm([&] { countTouchedRows(); }, false);
         exchangeTables(sideScalars);
         settleOwnedRows(sideScalars);
@@ -846,6 +847,7 @@ class ModelImpl final : public Model {
     // while the compute stream goes on with the kernel gradients (queued before the host waits for
     // the counts); with the peers' rows the products are already on their own stream.
     stamp(stream_, "compute: backward chain done");
+    pushOwnedRows();
     onComm([&] { countTouchedRows(); }, false);
     for (size_t i = 0; deferKernels && i < last; i++) {
       // Layer 0's kernel (the widest input) first: the last one's sum is the part left exposed.
@@ -986,6 +988,17 @@ class ModelImpl final : public Model {
   }
 
   /**
+   * Pushed rows (PeerRows::inboxAt), on the compute stream once the backward pass has flagged every
+   * row: the rows this rank flagged that other ranks own go to their owners' inboxes. The loss's
+   * all-reduce, queued after it, tells every rank that the others' rows have arrived.
+   */
+  void pushOwnedRows() {
+    if (peers_.inboxAt < 0) return;
+    launchPushRows(stream_, peers_, (int)tables_.size(), mostPeerRows_, keyGrad_, touched_);
+    stamp(stream_, "compute: rows pushed to their owners");
+  }
+
+  /**
    * On the communication stream (ordered after the backward pass's table gradients, which flag the
    * touched rows): lists each candidate table's touched rows and all-gathers their counts, which
    * reach the host at countsReady_.
@@ -1030,7 +1043,10 @@ class ModelImpl final : public Model {
       check(cudaEventRecord(peersReady_, commStream_), "record the ranks' gradients");
       check(cudaStreamWaitEvent(sideStream_, peersReady_, 0), "order the side stream");
       check(cudaMemsetAsync(touchedCount_, 0, sizeof(int), sideStream_), "reset the touched-row count");
-      launchListAnyRank(sideStream_, peers_, peerRanges_, peerRangeCount_, mostPeerRows_, touchedList_, touchedCount_);
+      if (peers_.inboxAt >= 0)
+        launchListOwned(sideStream_, peers_, (int)tables_.size(), mostPeerRows_, touchedList_, touchedCount_);
+      else
+        launchListAnyRank(sideStream_, peers_, peerRanges_, peerRangeCount_, mostPeerRows_, touchedList_, touchedCount_);
       stamp(sideStream_, "side: rows read from every rank listed");
       sparseApplyRows(sideStream_, *sideScalars, true, touchedList_, touchedCount_, peers_);
       stamp(sideStream_, "side: tables read from every rank updated");
@@ -1274,6 +1290,9 @@ class ModelImpl final : public Model {
     // sums them with its symmetric kernels (WNDC_CUDA_SYMMETRIC_DENSE=0: not).
     const bool splitRows = everyRank(!switchedOff("WNDC_CUDA_SPLIT_ROWS"), "whether every rank splits the tables' rows");
     const bool symmetricDense = everyRank(!switchedOff("WNDC_CUDA_SYMMETRIC_DENSE"), "whether every rank keeps the dense gradients in symmetric memory");
+    // With the rows split, each rank pushes the rows it flagged to their owners' inboxes (writes
+    // over NVLink) rather than the owners reading them (WNDC_CUDA_PUSH_ROWS=0: read).
+    const bool pushRows = splitRows && everyRank(!switchedOff("WNDC_CUDA_PUSH_ROWS"), "whether every rank pushes its rows to their owners");
     // Everything of this rank's first: the lists, their device arrays and events.
     std::vector<RowRange> peerRanges;
     for (size_t t = 0; t < tables_.size(); t++) {
@@ -1281,6 +1300,18 @@ class ModelImpl final : public Model {
       peerRanges.push_back({buffers_[tables_[t]].rowBase, rows});
       mostPeerRows_ = std::max(mostPeerRows_, rows);
     }
+    // The inboxes' layout (PeerRows::inboxAt): per table, the rows one rank owns, at most
+    // ceil(rows / size); each table 256-byte aligned, so that rows of whole float4s stay aligned.
+    std::vector<PeerTable> peerTables;
+    long long inboxSlice = 0, flagSlice = 0;
+    for (int p : tables_) {
+      const Parameter& spec = plan_.parameters[p];
+      const long long owned = (spec.rows + size - 1) / size;
+      peerTables.push_back({buffers_[p].rowBase, spec.rows, buffers_[p].gradBase, inboxSlice, flagSlice, spec.dim});
+      inboxSlice += (long long)aligned256((size_t)(owned * spec.dim) * sizeof(float)) / sizeof(float);
+      flagSlice += owned;
+    }
+    flagSlice = (long long)aligned256((size_t)flagSlice);
     const std::string lists = "data parallelism:peers' rows";
     PeerRows peers;
     peers.listRanks = memory_.make<unsigned>(lists, std::max<long long>(1, totalRows_));
@@ -1298,7 +1329,11 @@ class ModelImpl final : public Model {
     const size_t denseBytes = symmetricDense ? aligned256((size_t)std::max<long long>(1, denseArenaFloats_) * sizeof(float)) : 0;
     // The loss at its start, the barrier word 256 bytes on (each on a line of its own).
     const size_t scalarBytes = symmetricDense ? 512 : 0;
-    auto buffer = std::make_unique<PeerBuffer>(*world_, gradBytes + flagBytes + denseBytes + scalarBytes, "the table gradient accumulators");
+    // The inbox: a slot of rows and one of flags for each other rank.
+    const size_t inboxBytes = pushRows ? (size_t)(size - 1) * (size_t)inboxSlice * sizeof(float) : 0;
+    const size_t inboxFlagBytes = pushRows ? (size_t)(size - 1) * (size_t)flagSlice : 0;
+    auto buffer =
+        std::make_unique<PeerBuffer>(*world_, gradBytes + flagBytes + denseBytes + scalarBytes + inboxBytes + inboxFlagBytes, "the table gradient accumulators");
     if (!everyRank(buffer->problem().empty(), "whether every rank has the symmetric memory")) {
       const std::string problem = buffer->problem();
       buffer.reset();  // not registered: this rank's alone to free
@@ -1358,6 +1393,16 @@ class ModelImpl final : public Model {
       for (void* base : tableMemory_->ranks()) offsets.push_back(static_cast<char*>(base) - static_cast<char*>(tableMemory_->local()));
       peers.tableOffsets = upload(lists, offsets);
       peers.owner = world_->rank();
+      if (pushRows) {
+        const size_t inboxFrom = gradBytes + flagBytes + denseBytes + scalarBytes;
+        char* inbox = static_cast<char*>(peerMemory_->local()) + inboxFrom;
+        memory_.adopt("gradients:rows pushed by the other ranks (NCCL symmetric memory)", inbox, inboxBytes + inboxFlagBytes);
+        peers.inboxAt = (long long)(inboxFrom / sizeof(float));
+        peers.inboxFlagsAt = (long long)(inboxFrom + inboxBytes - gradBytes);
+        peers.inboxSlice = inboxSlice;
+        peers.flagSlice = flagSlice;
+        peers.tables = upload(lists, peerTables);
+      }
     }
     peers_ = peers;
     return true;
@@ -1487,7 +1532,8 @@ class ModelImpl final : public Model {
     std::vector<TableExchangeOut> out;
     for (size_t t = 0; t < tables_.size() && t < exchange_.size(); t++) {
       const TableExchange& x = exchange_[t];
-      out.push_back({plan_.parameters[tables_[t]].name, x.peer ? "peer" : x.rows ? "rows" : "dense", x.large && !x.peer ? peerRowsUnavailable_ : ""});
+      const std::string rows = !x.peer ? "" : peers_.owner < 0 ? "replicated" : peers_.inboxAt >= 0 ? "split-pushed" : "split";
+      out.push_back({plan_.parameters[tables_[t]].name, x.peer ? "peer" : x.rows ? "rows" : "dense", x.large && !x.peer ? peerRowsUnavailable_ : "", rows});
     }
     return out;
   }

@@ -33,7 +33,8 @@ struct StepScalars {
  * optimizer); `note`, for "rows", says why not "peer" (empty when chosen so).
  */
 struct TableExchangeOut {
-  std::string table, mode, note;
+  /** `rows` (mode peer): replicated (every rank updates every row), split (each rank its own rows, read from the others), split-pushed (sent to it). */
+  std::string table, mode, note, rows;
 };
 
 struct SparseGradientOut {

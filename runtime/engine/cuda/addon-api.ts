@@ -171,6 +171,12 @@ export interface TableExchange {
   table: string;
   mode: 'dense' | 'rows' | 'peer';
   note?: string;
+  /**
+   * With mode peer, who updates a row: `replicated`, every rank every row; `split`, its owner
+   * (rank row % ranks), reading the other ranks' gradients of it from their memory; `split-pushed`,
+   * its owner, the other ranks having written their gradients of it into its memory.
+   */
+  rows?: 'replicated' | 'split' | 'split-pushed';
 }
 
 export interface NativeModel {
