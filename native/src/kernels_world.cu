@@ -238,6 +238,8 @@ __device__ __forceinline__ void pushRow(const PeerRows& peers, const PeerTable& 
   }
 }
 
+constexpr int kPushBatch = 8;
+
 /**
  * Table blockIdx.y's rows this rank flagged that other ranks own, 32 consecutive rows a warp: rows
  * of at most 4 floats a lane each, wider ones by the whole warp in turn.
@@ -255,8 +257,39 @@ __global__ void pushRows(PeerRows peers, float* keyGrad, unsigned char* touched)
       if (push) pushRow(peers, table, row, 0, 1, keyGrad, touched);
       continue;
     }
-    for (unsigned wide = __ballot_sync(0xffffffffu, push); wide != 0u; wide &= wide - 1u)
-      pushRow(peers, table, table.rowBase + first + __ffs(wide) - 1, lane, 32, keyGrad, touched);
+    unsigned wide = __ballot_sync(0xffffffffu, push);
+    // Rows of whole float4s, at most a warp's worth (one float4 a lane): kPushBatch at a time, every
+    // load issued before the first store (the loads wait on memory; the stores over NVLink do not).
+    if (table.dim % 4 == 0 && table.dim <= 128 && table.gradBase % 4 == 0 && peers.inboxSlice % 4 == 0 && table.inboxGradBase % 4 == 0) {
+      const bool mine = lane * 4 < table.dim;
+      while (wide != 0u) {
+        long long rows[kPushBatch];
+        float4 values[kPushBatch];
+#pragma unroll
+        for (int k = 0; k < kPushBatch; k++) {
+          rows[k] = wide != 0u ? table.rowBase + first + __ffs(wide) - 1 : -1;
+          wide &= wide - 1u;
+          if (rows[k] >= 0 && mine) values[k] = reinterpret_cast<const float4*>(keyGrad + table.gradBase + (rows[k] - table.rowBase) * table.dim)[lane];
+        }
+#pragma unroll
+        for (int k = 0; k < kPushBatch; k++) {
+          if (rows[k] < 0) continue;
+          const int owner = static_cast<int>(rows[k] % peers.size), slot = inboxSlot(peers.owner, owner);
+          const long long local = rows[k] - table.rowBase, inboxRow = local / peers.size;
+          float* to = peers.grads[owner] + peers.inboxAt + slot * peers.inboxSlice + table.inboxGradBase + inboxRow * table.dim;
+          if (mine) {
+            reinterpret_cast<float4*>(to)[lane] = values[k];
+            reinterpret_cast<float4*>(keyGrad + table.gradBase + local * table.dim)[lane] = make_float4(0.f, 0.f, 0.f, 0.f);
+          }
+          if (lane == 0) {
+            peers.touched[owner][peers.inboxFlagsAt + slot * peers.flagSlice + table.inboxFlagBase + inboxRow] = 1;
+            touched[rows[k]] = 0;
+          }
+        }
+      }
+      continue;
+    }
+    for (; wide != 0u; wide &= wide - 1u) pushRow(peers, table, table.rowBase + first + __ffs(wide) - 1, lane, 32, keyGrad, touched);
   }
 }
 
