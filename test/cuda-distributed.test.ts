@@ -150,7 +150,7 @@ function assertCloseToReference(result: RankResult, losses: number[], reference:
  * small ones are read from the peers too where the large ones are, else summed whole; read from
  * the peers, every table's rows are updated `rows` (see TableExchange). Returns the large tables' mode.
  */
-function assertExchange(result: RankResult, exchange: Exchange, rows = 'split-pushed'): string {
+function assertExchange(result: RankResult, exchange: Exchange, rows = 'split'): string {
   const large = result.exchange.find((x) => x.table === 'wide/features/doc_id')!.mode;
   if (large === 'peer') assert.deepEqual([...new Set(result.exchange.map((x) => x.rows))], [rows]);
   if (exchange === 'records') assert.equal(large, 'rows');
@@ -222,15 +222,15 @@ test("two GPUs, every rank updating every table row itself (WNDC_CUDA_SPLIT_ROWS
   t.diagnostic(`${mode}, rows not split: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
 });
 
-// Split rows, pushed by default (each rank writes the rows it flagged into their owners' inboxes);
-// the way before, the owners reading them from the other ranks, stays a switch.
-test("two GPUs, each row's owner reading the other rank's gradients of it (WNDC_CUDA_PUSH_ROWS=0): one GPU's weights after 4 steps; both ranks identical", async (t) => {
-  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'default', { WNDC_CUDA_PUSH_ROWS: '0' });
+// Split rows: by default each row's owner reads the other ranks' gradients of it; with
+// WNDC_CUDA_PUSH_ROWS=1 each rank writes the rows it flagged into their owners' inboxes instead.
+test("two GPUs, each rank pushing its rows' gradients to their owners (WNDC_CUDA_PUSH_ROWS=1): one GPU's weights after 4 steps; both ranks identical", async (t) => {
+  const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'default', { WNDC_CUDA_PUSH_ROWS: '1' });
   if (typeof outcome === 'string') return t.skip(outcome);
   const { ranks, losses, reference } = outcome;
-  const mode = assertExchange(ranks[0]!, 'default', 'split');
+  const mode = assertExchange(ranks[0]!, 'default', 'split-pushed');
   assertReplicasIdentical(ranks);
-  t.diagnostic(`${mode}, rows read by their owners: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+  t.diagnostic(`${mode}, rows pushed to their owners: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
 });
 
 // Resuming: rank 0 alone loads the checkpoint, then its broadcast gives every rank the model. With
