@@ -208,6 +208,20 @@ __global__ void listOwned(PeerRows peers, int* list, int* count) {
   compactFlagged(rows, OwnedFlag{peers, table, first}, list, count, first, peers.listRanks, size);
 }
 
+/** Where row `row` of `table` goes in its owner's (rank row % size) inbox: this rank's slot there. */
+__device__ __forceinline__ float* inboxRowOf(const PeerRows& peers, const PeerTable& table, long long row) {
+  const int owner = static_cast<int>(row % peers.size);
+  const long long inboxRow = (row - table.rowBase) / peers.size;
+  return peers.grads[owner] + peers.inboxAt + inboxSlot(peers.owner, owner) * peers.inboxSlice + table.inboxGradBase + inboxRow * table.dim;
+}
+
+/** That row's flag there. */
+__device__ __forceinline__ unsigned char* inboxFlagOf(const PeerRows& peers, const PeerTable& table, long long row) {
+  const int owner = static_cast<int>(row % peers.size);
+  const long long inboxRow = (row - table.rowBase) / peers.size;
+  return peers.touched[owner] + peers.inboxFlagsAt + inboxSlot(peers.owner, owner) * peers.flagSlice + table.inboxFlagBase + inboxRow;
+}
+
 /**
  * Row `row` of `table` (this rank flagged it; rank row % size owns it) by `lanes` lanes from `lane`:
  * copied into its owner's inbox and flagged there, then cleared here (the owner's optimizer adds it
@@ -215,11 +229,9 @@ __global__ void listOwned(PeerRows peers, int* list, int* count) {
  */
 __device__ __forceinline__ void pushRow(const PeerRows& peers, const PeerTable& table, long long row, int lane, int lanes, float* keyGrad,
                                         unsigned char* touched) {
-  const int owner = static_cast<int>(row % peers.size);
-  const long long local = row - table.rowBase, inboxRow = local / peers.size;
-  const int dim = table.dim, slot = inboxSlot(peers.owner, owner);
-  float* from = keyGrad + table.gradBase + local * dim;
-  float* to = peers.grads[owner] + peers.inboxAt + slot * peers.inboxSlice + table.inboxGradBase + inboxRow * dim;
+  const int dim = table.dim;
+  float* from = keyGrad + table.gradBase + (row - table.rowBase) * dim;
+  float* to = inboxRowOf(peers, table, row);
   if (dim % 4 == 0 && (reinterpret_cast<uintptr_t>(from) | reinterpret_cast<uintptr_t>(to)) % 16 == 0) {
     for (int d = lane * 4; d < dim; d += lanes * 4) {
       float4* f = reinterpret_cast<float4*>(from + d);
@@ -233,7 +245,7 @@ __device__ __forceinline__ void pushRow(const PeerRows& peers, const PeerTable& 
     }
   }
   if (lane == 0) {
-    peers.touched[owner][peers.inboxFlagsAt + slot * peers.flagSlice + table.inboxFlagBase + inboxRow] = 1;
+    *inboxFlagOf(peers, table, row) = 1;
     touched[row] = 0;
   }
 }
@@ -274,15 +286,12 @@ __global__ void pushRows(PeerRows peers, float* keyGrad, unsigned char* touched)
 #pragma unroll
         for (int k = 0; k < kPushBatch; k++) {
           if (rows[k] < 0) continue;
-          const int owner = static_cast<int>(rows[k] % peers.size), slot = inboxSlot(peers.owner, owner);
-          const long long local = rows[k] - table.rowBase, inboxRow = local / peers.size;
-          float* to = peers.grads[owner] + peers.inboxAt + slot * peers.inboxSlice + table.inboxGradBase + inboxRow * table.dim;
           if (mine) {
-            reinterpret_cast<float4*>(to)[lane] = values[k];
-            reinterpret_cast<float4*>(keyGrad + table.gradBase + local * table.dim)[lane] = make_float4(0.f, 0.f, 0.f, 0.f);
+            reinterpret_cast<float4*>(inboxRowOf(peers, table, rows[k]))[lane] = values[k];
+            reinterpret_cast<float4*>(keyGrad + table.gradBase + (rows[k] - table.rowBase) * table.dim)[lane] = make_float4(0.f, 0.f, 0.f, 0.f);
           }
           if (lane == 0) {
-            peers.touched[owner][peers.inboxFlagsAt + slot * peers.flagSlice + table.inboxFlagBase + inboxRow] = 1;
+            *inboxFlagOf(peers, table, rows[k]) = 1;
             touched[rows[k]] = 0;
           }
         }

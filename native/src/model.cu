@@ -1403,8 +1403,8 @@ class ModelImpl final : public Model {
       peers.owner = world_->rank();
       if (pushRows) {
         const size_t inboxFrom = gradBytes + flagBytes + denseBytes + scalarBytes;
-        char* inbox = static_cast<char*>(peerMemory_->local()) + inboxFrom;
-        memory_.adopt("gradients:rows pushed by the other ranks (NCCL symmetric memory)", inbox, inboxBytes + inboxFlagBytes);
+        inbox_ = static_cast<char*>(peerMemory_->local()) + inboxFrom;
+        memory_.adopt("gradients:rows pushed by the other ranks (NCCL symmetric memory)", inbox_, inboxBytes + inboxFlagBytes);
         peers.inboxAt = (long long)(inboxFrom / sizeof(float));
         peers.inboxFlagsAt = (long long)(inboxFrom + inboxBytes - gradBytes);
         peers.inboxSlice = inboxSlice;
@@ -1515,6 +1515,8 @@ class ModelImpl final : public Model {
     }
     memory_.release(keyGrad_);
     memory_.release(touched_);
+    memory_.release(inbox_);
+    inbox_ = nullptr;
     peerMemory_.reset();
     keyGrad_ = memory_.make<float>("gradients:table accumulators", keyGradFloats_);
     check(cudaMemset(keyGrad_, 0, keyGradFloats_ * sizeof(float)), "clear the table gradient accumulators");
@@ -2160,6 +2162,8 @@ class ModelImpl final : public Model {
   std::unique_ptr<PeerBuffer> peerMemory_;
   /** With the rows split between the ranks (PeerRows::owner): every table's values and slots (moveTables). */
   std::unique_ptr<PeerBuffer> tableMemory_;
+  /** With pushed rows (PeerRows::inboxAt): the inbox, in peerMemory_. */
+  void* inbox_ = nullptr;
   PeerRows peers_{};
   /** A word all-reduced (0 + 0) after the tables' optimizers: a barrier (clearPeerRows, settleOwnedRows). */
   float* peerBarrier_ = nullptr;
