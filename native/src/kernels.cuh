@@ -156,12 +156,13 @@ struct PeerRows {
   float* const* grads = nullptr;
   unsigned char* const* touched = nullptr;
   int size = 0;
-  /** Per entry of the row list (launchListAnyRank): the ranks (bit r) that flagged the row. */
+  /** Per entry of the row list (launchListAnyRank, launchListOwned): the ranks (bit r) that flagged the row. */
   unsigned* listRanks = nullptr;
   /**
    * Rows split between the ranks (the owner of row r, counted over every table, is rank r % size):
    * this rank lists and updates only its own rows, writes their new weights into every rank's
-   * tables and clears every rank's gradient and flag of them. A row's optimizer slots are kept by
+   * tables and clears every rank's gradient and flag of them (with pushed rows: its own, and its
+   * inbox's; the other ranks cleared theirs when they pushed them). A row's optimizer slots are kept by
    * its owner only (the other ranks' copies go stale: launchGatherOwnedRows reads them). -1: every
    * rank updates every row and clears its own later (launchClearPeerRows).
    */
@@ -202,7 +203,7 @@ __device__ inline unsigned char* rankFlag(const PeerRows& peers, int r, long lon
 #endif
 /**
  * Applies each listed row's gradient, then clears it and its flag; with apply false only clears.
- * With `peers`, rows (listed by launchListAnyRank) take the sum of the rows of the ranks that
+ * With `peers`, rows (listed by launchListAnyRank or launchListOwned) take the sum of the rows of the ranks that
  * flagged them, in rank order (the same bits on every rank), and are left for launchClearPeerRows:
  * the other ranks may still read them.
  */

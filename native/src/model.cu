@@ -1337,7 +1337,8 @@ class ModelImpl final : public Model {
     const size_t denseBytes = symmetricDense ? aligned256((size_t)std::max<long long>(1, denseArenaFloats_) * sizeof(float)) : 0;
     // The loss at its start, the barrier word 256 bytes on (each on a line of its own).
     const size_t scalarBytes = symmetricDense ? 512 : 0;
-    // The inbox: a slot of rows and one of flags for each other rank.
+    // The inbox: a slot of rows and one of flags for each other rank. (Should the tables' symmetric
+    // memory below not fit, the rows are not split and the inbox goes unused: a rare case, left so.)
     const size_t inboxBytes = pushRows ? (size_t)(size - 1) * (size_t)inboxSlice * sizeof(float) : 0;
     const size_t inboxFlagBytes = pushRows ? (size_t)(size - 1) * (size_t)flagSlice : 0;
     auto buffer =
