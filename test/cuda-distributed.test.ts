@@ -78,7 +78,7 @@ interface RankResult {
 }
 
 /**
- * Trains SPEC on two GPUs (one process each) and on one, with the same global batches; returns
+ * Trains `spec` (SPEC unless given) on two GPUs (one process each) and on one, with the same global batches; returns
  * both ranks' results and the one-GPU reference (losses and state), or a reason to skip.
  */
 async function gpusAndOne(
@@ -86,19 +86,20 @@ async function gpusAndOne(
   size = 2,
   exchange: Exchange = 'default',
   extraEnv: Record<string, string> = {},
+  spec = SPEC,
 ): Promise<string | { ranks: RankResult[]; losses: number[]; reference: Map<string, Float32Array> }> {
   const availability = cudaAvailability();
   if (!availability.ok) return availability.reason;
   if (availability.devices.length < size) return `${availability.devices.length} GPU(s) here (${availability.devices[0]?.name}); the test needs ${size}`;
   const dir = mkdtempSync(join(tmpdir(), 'wndc-dp-'));
-  writeFileSync(join(dir, 'spec.wnd'), SPEC);
+  writeFileSync(join(dir, 'spec.wnd'), spec);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   const all = Array.from({ length: size }, (_, rank) => rank);
   const runs = await Promise.all(all.map((rank) => runRank(dir, rank, size, exchange, extraEnv)));
   runs.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank} failed:\n${r.output}`));
   const ranks = all.map((rank) => JSON.parse(readFileSync(join(dir, `result-${rank}.json`), 'utf8')) as RankResult);
   // The reference: one process, one GPU, the whole global batches.
-  const ir = compileSource(SPEC, 'spec.wnd', 'wnd').ir!;
+  const ir = compileSource(spec, 'spec.wnd', 'wnd').ir!;
   if (config.amp !== undefined) ir.train.mixedPrecision = config.amp;
   const engine = await CudaEngine.create({ device: 0, strictFp32: config.amp === undefined });
   try {
@@ -196,17 +197,20 @@ for (const exchange of ['default', 'records'] as const) {
   });
 
   test(`four GPUs (${exchange === 'records' ? 'records added back in rank order' : 'the peers\' rows summed in rank order'}, float32 and bf16): every rank identical, and one GPU's weights`, async (t) => {
-    for (const amp of [undefined, 'bf16'] as const) {
-      const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, ...(amp !== undefined ? { amp } : {}) }, 4, exchange);
+    // With the peers' rows, fp32 once more with the rows pushed: four ranks fill three inbox slots.
+    const runs = [{ amp: undefined, push: false }, { amp: 'bf16', push: false }, ...(exchange === 'default' ? [{ amp: undefined, push: true }] : [])] as const;
+    for (const { amp, push } of runs) {
+      const env: Record<string, string> = push ? { WNDC_CUDA_PUSH_ROWS: '1' } : {};
+      const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3, ...(amp !== undefined ? { amp } : {}) }, 4, exchange, env);
       if (typeof outcome === 'string') return t.skip(outcome);
       const { ranks, losses, reference } = outcome;
-      const mode = assertExchange(ranks[0]!, exchange);
+      const mode = assertExchange(ranks[0]!, exchange, push ? 'split-pushed' : 'split');
       assertReplicasIdentical(ranks);
       // bf16: the ranks' products have other shapes than one GPU's (other cuBLASLt algorithms, so
       // activations a bf16 ulp apart here and there) and records round row gradients to bf16
       // (the peers' rows do not):
       // within one bf16 ulp, 2^-8 (on four H200s: 6e-5 on the loss, 6.9e-4 on the worst tensor).
-      t.diagnostic(`${amp ?? 'fp32'}, ${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, amp === undefined ? 1e-5 : 2 ** -8)}`);
+      t.diagnostic(`${amp ?? 'fp32'}${push ? ', pushed' : ''}, ${mode}: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, amp === undefined ? 1e-5 : 2 ** -8)}`);
     }
   });
 }
@@ -231,6 +235,23 @@ test("two GPUs, each rank pushing its rows' gradients to their owners (WNDC_CUDA
   const mode = assertExchange(ranks[0]!, 'default', 'split-pushed');
   assertReplicasIdentical(ranks);
   t.diagnostic(`${mode}, rows pushed to their owners: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+});
+
+// Rows of other widths than SPEC's (1, 8 and 16 floats): 132 floats (more than a warp's float4s)
+// and 6 (not whole float4s) take the tables' other loops, read by their owners or pushed.
+const ODD_WIDTHS_SPEC = SPEC.replace('embedding(doc_id, dim: 16)', 'embedding(doc_id, dim: 132)').replace('embedding(tag, dim: 8, combiner: mean)', 'embedding(tag, dim: 6, combiner: mean)');
+
+test('two GPUs, embeddings of 132 and 6 floats, rows read by their owners and pushed to them: one GPU\'s weights after 4 steps; both ranks identical', async (t) => {
+  assert.ok(ODD_WIDTHS_SPEC.includes('dim: 132)') && ODD_WIDTHS_SPEC.includes('dim: 6,'), 'SPEC changed: the odd widths were not substituted');
+  assert.ok(compileSource(ODD_WIDTHS_SPEC, 'spec.wnd', 'wnd').ir, 'the spec of odd widths does not compile');
+  for (const [rows, env] of [['split', {}], ['split-pushed', { WNDC_CUDA_PUSH_ROWS: '1' }]] as const) {
+    const outcome = await gpusAndOne({ steps: 4, batch: 64, seed: 3 }, 2, 'default', env, ODD_WIDTHS_SPEC);
+    if (typeof outcome === 'string') return t.skip(outcome);
+    const { ranks, losses, reference } = outcome;
+    const mode = assertExchange(ranks[0]!, 'default', rows);
+    assertReplicasIdentical(ranks);
+    t.diagnostic(`${mode}, ${rows}, widths 132 and 6: worst relative difference from one GPU: ${assertCloseToReference(ranks[0]!, losses, reference, 1e-5)}`);
+  }
 });
 
 // Resuming: rank 0 alone loads the checkpoint, then its broadcast gives every rank the model. With
