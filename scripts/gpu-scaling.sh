@@ -6,12 +6,15 @@
 #      large tables' rows all-gathered as records (WNDC_CUDA_EXCHANGE=records), each `runs` times (the figures
 #      to report are the medians), then N GPUs with --profile, then N GPUs with NCCL forced onto
 #      sockets (a stand-in for several hosts, so records: no GPU reads another's memory there).
-# Usage (through the device tool): source .device/on-device.sh; bash scripts/gpu-scaling.sh [N] [runs]
+# Usage (through the device tool): source .device/on-device.sh; bash scripts/gpu-scaling.sh [N] [runs] [steps]
+# (defaults: every GPU, 5 runs, 200 measured steps a run: one GPU's runs of 60 steps varied by up to
+# 3% between runs in session 9, as much as the ratio's distance from its target).
 # Logs go to $OUT (the device tool's output folder) or /tmp/wndc-gpu-scaling.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 gpus="${1:-$(nvidia-smi -L | wc -l)}"
-runs="${2:-3}"
+runs="${2:-5}"
+steps="${3:-200}"
 out="${OUT:-/tmp/wndc-gpu-scaling}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
@@ -24,7 +27,7 @@ timeout 300 node --import tsx --test --test-reporter=spec test/cuda-distributed.
 grep -E "^ℹ (tests|pass|fail|skipped)|✖" "$out/distributed-test.txt" | head -20
 
 spec=examples/outbrain/outbrain.wnd
-common=(--engine cuda --amp --benchmark --global_batch_size 131072 --synthetic_rows 262144 --benchmark_steps 60 --benchmark_warmup_steps 10)
+common=(--engine cuda --amp --benchmark --global_batch_size 131072 --synthetic_rows 262144 --benchmark_steps "$steps" --benchmark_warmup_steps 10)
 bench() {
   echo "== $*" | tee -a "$out/scaling.txt"
   timeout 120 "$@" 2>&1 | grep -E "examplesPerSecond|rror" | head -5 | tee -a "$out/scaling.txt"
